@@ -1,0 +1,1170 @@
+//! [`FileStore`]: the embedded backend of [`LogStore`](crate::LogStore) on a local
+//! directory.
+//!
+//! Layout of the data directory:
+//! ```text
+//! LOCK                      held (flock) while a store has the directory open
+//! meta.journal              metadata journal (see journal.rs)
+//! groups/<group id>/<segment id>.seg
+//!                           segment: 16-byte header b"NTSEG\0\0\x01" + version u32 LE +
+//!                           reserved u32, then blocks (see block.rs) back to back
+//! ```
+//! Segments are written by one writer thread only; a segment is sealed when it reaches
+//! `segment_max_bytes` or `segment_max_age`, and on every restart (the writer always
+//! starts new segments). Sealed segments are read-only until the retention sweeper
+//! deletes them, which it does once every block in them has expired or belongs to a
+//! deleted stream.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::block::{self, BlockHeader, SealedPayload, HEADER_LEN};
+use crate::error::{Result, StoreError};
+use crate::journal::{sync_dir, Journal, MetaRecord};
+use crate::scan::{self, ScanBlock};
+use crate::{
+    AppendAck, EventRef, GroupInfo, LogStore, Millis, NewEvent, NewGroup, ResourcePolicy,
+    ScanRequest, ScanStats, StreamInfo, StreamSelector,
+};
+
+/// Magic bytes at the start of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"NTSEG\0\0\x01";
+/// Length of the segment file header.
+pub const SEGMENT_HEADER_LEN: u64 = 16;
+const SEGMENT_FORMAT_VERSION: u32 = 1;
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Settings of a [`FileStore`].
+#[derive(Debug, Clone)]
+pub struct FileStoreConfig {
+    /// The data directory (created if missing).
+    pub dir: PathBuf,
+    /// zstd level for blocks; 0 stores them uncompressed.
+    pub zstd_level: i32,
+    /// A segment is sealed once it holds this many bytes.
+    pub segment_max_bytes: u64,
+    /// A segment is sealed once it has been open this long.
+    pub segment_max_age: Duration,
+    /// How often expired data is looked for and reclaimed.
+    pub sweep_interval: Duration,
+    /// How many bytes of writes one group commit takes at most.
+    pub max_commit_bytes: usize,
+}
+
+impl FileStoreConfig {
+    /// Defaults for a data directory.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        FileStoreConfig {
+            dir: dir.into(),
+            zstd_level: 1,
+            segment_max_bytes: 64 << 20,
+            segment_max_age: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(60),
+            max_commit_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The embedded durable store. Cheap to clone; clones share one store.
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: FileStoreConfig,
+    state: RwLock<State>,
+    /// Serializes metadata mutations; taken before `state` when both are needed.
+    journal: Mutex<Journal>,
+    writer: Mutex<Option<SyncSender<WriterMsg>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    stop: (Mutex<bool>, Condvar),
+    next_segment_id: AtomicU64,
+    _lock: File,
+}
+
+#[derive(Default)]
+struct State {
+    groups: BTreeMap<String, Group>,
+    policies: BTreeMap<String, ResourcePolicy>,
+    /// Group id to name, for the writer and the journal records, which name groups by id.
+    group_names: HashMap<u64, String>,
+    next_group_id: u64,
+    next_stream_id: u64,
+}
+
+impl State {
+    fn group_mut(&mut self, id: u64) -> Option<&mut Group> {
+        let name = self.group_names.get(&id)?;
+        self.groups.get_mut(name)
+    }
+
+    fn group_by_id(&self, id: u64) -> Option<&Group> {
+        self.groups.get(self.group_names.get(&id)?)
+    }
+}
+
+struct Group {
+    id: u64,
+    name: String,
+    created: Millis,
+    retention_days: Option<u32>,
+    class: String,
+    kms_key_id: Option<String>,
+    tags: BTreeMap<String, String>,
+    deletion_protection: bool,
+    streams: BTreeMap<String, Stream>,
+    stream_names: HashMap<u64, String>,
+    segments: BTreeMap<u64, Arc<Segment>>,
+    dir: PathBuf,
+}
+
+impl Group {
+    fn cutoff(&self, now: Millis) -> Option<Millis> {
+        self.retention_days
+            .map(|days| now - i64::from(days) * MS_PER_DAY)
+    }
+
+    fn info(&self) -> GroupInfo {
+        GroupInfo {
+            name: self.name.clone(),
+            creation_time: self.created,
+            retention_days: self.retention_days,
+            stored_bytes: self.streams.values().map(|s| s.stored_bytes).sum(),
+            class: self.class.clone(),
+            kms_key_id: self.kms_key_id.clone(),
+            tags: self.tags.clone(),
+            deletion_protection: self.deletion_protection,
+        }
+    }
+}
+
+struct Stream {
+    id: u64,
+    name: Arc<str>,
+    created: Millis,
+    blocks: Vec<BlockRef>,
+    first_ts: Option<Millis>,
+    last_ts: Option<Millis>,
+    last_ingest: Option<Millis>,
+    stored_bytes: u64,
+}
+
+impl Stream {
+    fn add_block(&mut self, block: BlockRef) {
+        let h = &block.header;
+        self.first_ts = Some(self.first_ts.map_or(h.min_ts, |t| t.min(h.min_ts)));
+        self.last_ts = Some(self.last_ts.map_or(h.max_ts, |t| t.max(h.max_ts)));
+        self.last_ingest = Some(
+            self.last_ingest
+                .map_or(h.ingestion_ms, |t| t.max(h.ingestion_ms)),
+        );
+        self.stored_bytes += h.block_len();
+        self.blocks.push(block);
+    }
+
+    fn info(&self) -> StreamInfo {
+        StreamInfo {
+            name: self.name.to_string(),
+            creation_time: self.created,
+            first_event_timestamp: self.first_ts,
+            last_event_timestamp: self.last_ts,
+            last_ingestion_time: self.last_ingest,
+            stored_bytes: self.stored_bytes,
+        }
+    }
+}
+
+/// Where a block lives.
+#[derive(Clone)]
+pub(crate) struct BlockRef {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) offset: u64,
+    pub(crate) header: BlockHeader,
+}
+
+/// An open segment file. Readers keep it alive through their `Arc` even after the
+/// sweeper unlinks it.
+pub(crate) struct Segment {
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
+    sealed: AtomicBool,
+}
+
+enum WriterMsg {
+    Write(WriteJob),
+    DropGroup { id: u64, dir: PathBuf },
+}
+
+struct WriteJob {
+    group_id: u64,
+    stream_id: u64,
+    payload: SealedPayload,
+    reply: SyncSender<Result<AppendAck>>,
+}
+
+fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in `config.dir`: replays the metadata
+    /// journal, verifies every block, cuts off torn tails, and starts the writer and the
+    /// retention sweeper.
+    pub fn open(config: FileStoreConfig) -> Result<FileStore> {
+        let dir = config.dir.clone();
+        let groups_dir = dir.join("groups");
+        std::fs::create_dir_all(&groups_dir)
+            .map_err(|e| StoreError::io("creating data directory", &groups_dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io("opening lock file", &lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(dir));
+        }
+
+        let journal_path = dir.join("meta.journal");
+        let mut state = replay_state(&Journal::replay(&journal_path)?, &groups_dir);
+        let journal = Journal::rewrite(&journal_path, &snapshot_records(&state))?;
+
+        let started = Instant::now();
+        let recovered = recover_segments(&mut state, &groups_dir)?;
+        tracing::info!(
+            dir = %dir.display(),
+            groups = state.groups.len(),
+            blocks = recovered.blocks,
+            bytes = recovered.bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store opened"
+        );
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(4096);
+        let inner = Arc::new(Inner {
+            config,
+            state: RwLock::new(state),
+            journal: Mutex::new(journal),
+            writer: Mutex::new(Some(tx)),
+            threads: Mutex::new(Vec::new()),
+            stop: (Mutex::new(false), Condvar::new()),
+            next_segment_id: AtomicU64::new(recovered.next_segment_id),
+            _lock: lock,
+        });
+        let writer = {
+            let inner = Arc::clone(&inner);
+            let next_seq = recovered.next_seq;
+            std::thread::Builder::new()
+                .name("nettrail-writer".into())
+                .spawn(move || Writer::new(inner, next_seq).run(rx))
+                .map_err(|e| StoreError::io("starting writer thread", &dir, e))?
+        };
+        let sweeper = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("nettrail-sweeper".into())
+                .spawn(move || run_sweeper(&inner))
+                .map_err(|e| StoreError::io("starting sweeper thread", &dir, e))?
+        };
+        inner
+            .threads
+            .lock()
+            .expect("threads lock")
+            .extend([writer, sweeper]);
+        Ok(FileStore { inner })
+    }
+
+    /// Runs one retention sweep now (the sweeper also runs on its own every
+    /// `sweep_interval`). Returns the number of segment files deleted.
+    pub fn sweep(&self) -> Result<usize> {
+        sweep(&self.inner, now_ms())
+    }
+
+    fn send(&self, msg: WriterMsg) -> Result<()> {
+        let writer = self.inner.writer.lock().expect("writer lock").clone();
+        writer
+            .ok_or(StoreError::Closed)?
+            .send(msg)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    fn with_group<T>(&self, name: &str, f: impl FnOnce(&Group) -> T) -> Result<T> {
+        let state = self.inner.state.read().expect("state lock");
+        let group = state
+            .groups
+            .get(name)
+            .ok_or_else(|| StoreError::GroupNotFound(name.to_owned()))?;
+        Ok(f(group))
+    }
+
+    /// Appends a metadata record and applies it to the state, under the journal lock.
+    fn mutate(&self, record: MetaRecord) -> Result<()> {
+        let mut journal = self.inner.journal.lock().expect("journal lock");
+        journal.append(&record)?;
+        let mut state = self.inner.state.write().expect("state lock");
+        apply(&mut state, &record, &self.inner.config.dir.join("groups"));
+        Ok(())
+    }
+}
+
+impl LogStore for FileStore {
+    fn create_group(&self, group: NewGroup, now: Millis) -> Result<()> {
+        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let id = {
+            let state = self.inner.state.read().expect("state lock");
+            if state.groups.contains_key(&group.name) {
+                return Err(StoreError::GroupExists(group.name));
+            }
+            state.next_group_id
+        };
+        let groups_dir = self.inner.config.dir.join("groups");
+        let dir = groups_dir.join(id.to_string());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io("creating group directory", &dir, e))?;
+        sync_dir(&groups_dir)?;
+        let record = MetaRecord::CreateGroup {
+            id,
+            name: group.name,
+            created: now,
+            class: group.class,
+            kms_key_id: group.kms_key_id,
+            tags: group.tags,
+            deletion_protection: group.deletion_protection,
+        };
+        journal.append(&record)?;
+        apply(
+            &mut self.inner.state.write().expect("state lock"),
+            &record,
+            &groups_dir,
+        );
+        Ok(())
+    }
+
+    fn delete_group(&self, name: &str) -> Result<()> {
+        let (id, dir) = self.with_group(name, |g| (g.id, g.dir.clone()))?;
+        self.mutate(MetaRecord::DeleteGroup { id })?;
+        // The writer removes the directory once it has closed its segment there.
+        self.send(WriterMsg::DropGroup { id, dir })
+    }
+
+    fn group(&self, name: &str) -> Result<GroupInfo> {
+        self.with_group(name, Group::info)
+    }
+
+    fn visit_groups(&self, after: Option<&str>, visit: &mut dyn FnMut(GroupInfo) -> bool) {
+        let state = self.inner.state.read().expect("state lock");
+        let range = match after {
+            Some(after) => state
+                .groups
+                .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => state.groups.range::<str, _>(..),
+        };
+        for (_, group) in range {
+            if !visit(group.info()) {
+                break;
+            }
+        }
+    }
+
+    fn set_retention(&self, group: &str, days: Option<u32>) -> Result<()> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::SetRetention { group: id, days })
+    }
+
+    fn set_tags(&self, group: &str, tags: BTreeMap<String, String>) -> Result<()> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::SetTags { group: id, tags })
+    }
+
+    fn create_stream(&self, group: &str, stream: &str, now: Millis) -> Result<()> {
+        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let record = {
+            let state = self.inner.state.read().expect("state lock");
+            let g = state
+                .groups
+                .get(group)
+                .ok_or_else(|| StoreError::GroupNotFound(group.to_owned()))?;
+            if g.streams.contains_key(stream) {
+                return Err(StoreError::StreamExists {
+                    group: group.to_owned(),
+                    stream: stream.to_owned(),
+                });
+            }
+            MetaRecord::CreateStream {
+                group: g.id,
+                id: state.next_stream_id,
+                name: stream.to_owned(),
+                created: now,
+            }
+        };
+        journal.append(&record)?;
+        apply(
+            &mut self.inner.state.write().expect("state lock"),
+            &record,
+            &self.inner.config.dir.join("groups"),
+        );
+        Ok(())
+    }
+
+    fn delete_stream(&self, group: &str, stream: &str) -> Result<()> {
+        let record = self
+            .with_group(group, |g| {
+                g.streams.get(stream).map(|s| MetaRecord::DeleteStream {
+                    group: g.id,
+                    id: s.id,
+                })
+            })?
+            .ok_or_else(|| StoreError::StreamNotFound {
+                group: group.to_owned(),
+                stream: stream.to_owned(),
+            })?;
+        self.mutate(record)
+    }
+
+    fn streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
+        self.with_group(group, |g| g.streams.values().map(Stream::info).collect())
+    }
+
+    fn append(&self, group: &str, stream: &str, events: &[NewEvent]) -> Result<AppendAck> {
+        let (group_id, stream_id) = self
+            .with_group(group, |g| g.streams.get(stream).map(|s| (g.id, s.id)))?
+            .ok_or_else(|| StoreError::StreamNotFound {
+                group: group.to_owned(),
+                stream: stream.to_owned(),
+            })?;
+        if events.is_empty() {
+            return Ok(AppendAck {
+                first_seq: 0,
+                ingestion_time: now_ms(),
+            });
+        }
+        let mut order: Vec<&NewEvent> = events.iter().collect();
+        order.sort_by_key(|e| e.timestamp); // stable: equal timestamps keep their order
+        let payload = block::seal_payload(
+            order.iter().map(|e| (e.timestamp, e.message.as_str())),
+            self.inner.config.zstd_level,
+        )
+        .map_err(|e| StoreError::io("compressing block for", &self.inner.config.dir, e))?;
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.send(WriterMsg::Write(WriteJob {
+            group_id,
+            stream_id,
+            payload,
+            reply,
+        }))?;
+        answer.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn scan(
+        &self,
+        request: &ScanRequest,
+        visit: &mut dyn FnMut(EventRef<'_>) -> bool,
+    ) -> Result<ScanStats> {
+        let (blocks, cutoff) = self.with_group(&request.group, |g| {
+            let mut blocks = Vec::new();
+            let selected = |name: &str| match &request.streams {
+                StreamSelector::All => true,
+                StreamSelector::Names(names) => names.iter().any(|n| n == name),
+                StreamSelector::Prefix(prefix) => name.starts_with(prefix.as_str()),
+            };
+            for stream in g.streams.values().filter(|s| selected(&s.name)) {
+                blocks.extend(stream.blocks.iter().map(|b| ScanBlock {
+                    stream: Arc::clone(&stream.name),
+                    block: b.clone(),
+                }));
+            }
+            (blocks, g.cutoff(now_ms()))
+        })?;
+        scan::scan(blocks, request, cutoff, visit)
+    }
+
+    fn put_policy(&self, policy: ResourcePolicy) -> Result<()> {
+        self.mutate(MetaRecord::PutPolicy { policy })
+    }
+
+    fn delete_policy(&self, key: &str) -> Result<()> {
+        if !self
+            .inner
+            .state
+            .read()
+            .expect("state lock")
+            .policies
+            .contains_key(key)
+        {
+            return Err(StoreError::PolicyNotFound(key.to_owned()));
+        }
+        self.mutate(MetaRecord::DeletePolicy {
+            key: key.to_owned(),
+        })
+    }
+
+    fn policies(&self) -> Vec<ResourcePolicy> {
+        self.inner
+            .state
+            .read()
+            .expect("state lock")
+            .policies
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn shutdown(&self) {
+        // Dropping the sender lets the writer drain what is queued and exit.
+        self.inner.writer.lock().expect("writer lock").take();
+        *self.inner.stop.0.lock().expect("stop lock") = true;
+        self.inner.stop.1.notify_all();
+        let threads = std::mem::take(&mut *self.inner.threads.lock().expect("threads lock"));
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Applies one metadata record to the in-memory state. Records are trusted: they were
+/// validated before they were journaled.
+fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
+    match record {
+        MetaRecord::IdFloor {
+            next_group_id,
+            next_stream_id,
+        } => {
+            state.next_group_id = state.next_group_id.max(*next_group_id);
+            state.next_stream_id = state.next_stream_id.max(*next_stream_id);
+        }
+        MetaRecord::CreateGroup {
+            id,
+            name,
+            created,
+            class,
+            kms_key_id,
+            tags,
+            deletion_protection,
+        } => {
+            state.next_group_id = state.next_group_id.max(id + 1);
+            state.group_names.insert(*id, name.clone());
+            state.groups.insert(
+                name.clone(),
+                Group {
+                    id: *id,
+                    name: name.clone(),
+                    created: *created,
+                    retention_days: None,
+                    class: class.clone(),
+                    kms_key_id: kms_key_id.clone(),
+                    tags: tags.clone(),
+                    deletion_protection: *deletion_protection,
+                    streams: BTreeMap::new(),
+                    stream_names: HashMap::new(),
+                    segments: BTreeMap::new(),
+                    dir: groups_dir.join(id.to_string()),
+                },
+            );
+        }
+        MetaRecord::DeleteGroup { id } => {
+            if let Some(name) = state.group_names.remove(id) {
+                state.groups.remove(&name);
+            }
+        }
+        MetaRecord::CreateStream {
+            group,
+            id,
+            name,
+            created,
+        } => {
+            state.next_stream_id = state.next_stream_id.max(id + 1);
+            if let Some(g) = state.group_mut(*group) {
+                g.stream_names.insert(*id, name.clone());
+                g.streams.insert(
+                    name.clone(),
+                    Stream {
+                        id: *id,
+                        name: Arc::from(name.as_str()),
+                        created: *created,
+                        blocks: Vec::new(),
+                        first_ts: None,
+                        last_ts: None,
+                        last_ingest: None,
+                        stored_bytes: 0,
+                    },
+                );
+            }
+        }
+        MetaRecord::DeleteStream { group, id } => {
+            if let Some(g) = state.group_mut(*group) {
+                if let Some(name) = g.stream_names.remove(id) {
+                    g.streams.remove(&name);
+                }
+            }
+        }
+        MetaRecord::SetRetention { group, days } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.retention_days = *days;
+            }
+        }
+        MetaRecord::SetTags { group, tags } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.tags = tags.clone();
+            }
+        }
+        MetaRecord::PutPolicy { policy } => {
+            state.policies.insert(policy.key(), policy.clone());
+        }
+        MetaRecord::DeletePolicy { key } => {
+            state.policies.remove(key);
+        }
+    }
+}
+
+fn replay_state(records: &[MetaRecord], groups_dir: &Path) -> State {
+    let mut state = State {
+        next_group_id: 1,
+        next_stream_id: 1,
+        ..State::default()
+    };
+    for record in records {
+        apply(&mut state, record, groups_dir);
+    }
+    state
+}
+
+/// The records that recreate `state` from nothing.
+fn snapshot_records(state: &State) -> Vec<MetaRecord> {
+    let mut records = vec![MetaRecord::IdFloor {
+        next_group_id: state.next_group_id,
+        next_stream_id: state.next_stream_id,
+    }];
+    for g in state.groups.values() {
+        records.push(MetaRecord::CreateGroup {
+            id: g.id,
+            name: g.name.clone(),
+            created: g.created,
+            class: g.class.clone(),
+            kms_key_id: g.kms_key_id.clone(),
+            tags: g.tags.clone(),
+            deletion_protection: g.deletion_protection,
+        });
+        if g.retention_days.is_some() {
+            records.push(MetaRecord::SetRetention {
+                group: g.id,
+                days: g.retention_days,
+            });
+        }
+        for s in g.streams.values() {
+            records.push(MetaRecord::CreateStream {
+                group: g.id,
+                id: s.id,
+                name: s.name.to_string(),
+                created: s.created,
+            });
+        }
+    }
+    records.extend(
+        state
+            .policies
+            .values()
+            .map(|p| MetaRecord::PutPolicy { policy: p.clone() }),
+    );
+    records
+}
+
+struct Recovered {
+    blocks: u64,
+    bytes: u64,
+    next_seq: u64,
+    next_segment_id: u64,
+}
+
+/// Reads every segment of every group, verifying every block, and fills the index.
+fn recover_segments(state: &mut State, groups_dir: &Path) -> Result<Recovered> {
+    let mut out = Recovered {
+        blocks: 0,
+        bytes: 0,
+        next_seq: 1,
+        next_segment_id: 1,
+    };
+    let ids: HashMap<u64, String> = state
+        .groups
+        .values()
+        .map(|g| (g.id, g.name.clone()))
+        .collect();
+    let entries =
+        std::fs::read_dir(groups_dir).map_err(|e| StoreError::io("listing", groups_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io("listing", groups_dir, e))?;
+        let path = entry.path();
+        let group_name = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok())
+            .and_then(|id| ids.get(&id));
+        let Some(group_name) = group_name else {
+            // A group deleted just before a crash: its journal record is durable, the
+            // directory removal was not.
+            tracing::info!(path = %path.display(), "removing directory of a deleted log group");
+            std::fs::remove_dir_all(&path).map_err(|e| StoreError::io("removing", &path, e))?;
+            continue;
+        };
+        let group = state
+            .groups
+            .get_mut(group_name)
+            .expect("id maps to a group");
+        let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(&path)
+            .map_err(|e| StoreError::io("listing", &path, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let p = e.path();
+                let id = p
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".seg")?
+                    .parse()
+                    .ok()?;
+                Some((id, p))
+            })
+            .collect();
+        segments.sort();
+        let mut seen_seqs = HashSet::new();
+        for (segment_id, seg_path) in segments {
+            out.next_segment_id = out.next_segment_id.max(segment_id + 1);
+            let Some((segment, blocks)) = recover_segment(&seg_path)? else {
+                continue;
+            };
+            let segment = Arc::new(segment);
+            for (offset, header) in blocks {
+                out.next_seq = out.next_seq.max(header.first_seq + u64::from(header.count));
+                if !seen_seqs.insert(header.first_seq) {
+                    continue;
+                }
+                let Some(stream_name) = group.stream_names.get(&header.stream_id) else {
+                    continue; // a deleted stream: reclaimed with its segment
+                };
+                out.blocks += 1;
+                out.bytes += header.block_len();
+                group
+                    .streams
+                    .get_mut(stream_name)
+                    .expect("stream names match streams")
+                    .add_block(BlockRef {
+                        segment: Arc::clone(&segment),
+                        offset,
+                        header,
+                    });
+            }
+            group.segments.insert(segment_id, segment);
+        }
+    }
+    Ok(out)
+}
+
+/// A segment found on open, with the offsets and headers of its valid blocks.
+type RecoveredSegment = (Segment, Vec<(u64, BlockHeader)>);
+
+/// Verifies one segment and returns it with its valid blocks. A torn tail (what a crash
+/// in the middle of a write leaves) is cut off; a damaged block followed by valid ones is
+/// skipped and reported. A segment with no valid block is deleted.
+fn recover_segment(path: &Path) -> Result<Option<RecoveredSegment>> {
+    let bytes = std::fs::read(path).map_err(|e| StoreError::io("reading segment", path, e))?;
+    let header_ok = bytes.len() as u64 >= SEGMENT_HEADER_LEN && bytes[..8] == SEGMENT_MAGIC;
+    let mut blocks = Vec::new();
+    let mut pos = SEGMENT_HEADER_LEN as usize;
+    let mut valid_end = pos;
+    if header_ok {
+        while pos < bytes.len() {
+            if let Some(header) = valid_block_at(&bytes, pos) {
+                blocks.push((pos as u64, header));
+                pos += header.block_len() as usize;
+                valid_end = pos;
+                continue;
+            }
+            match next_valid_block(&bytes, pos + 1) {
+                Some(next) => {
+                    tracing::error!(
+                        path = %path.display(),
+                        offset = pos,
+                        skipped_bytes = next - pos,
+                        "segment has a damaged block followed by valid ones; skipping the damaged bytes"
+                    );
+                    pos = next;
+                }
+                None => break,
+            }
+        }
+    }
+    if blocks.is_empty() {
+        std::fs::remove_file(path)
+            .map_err(|e| StoreError::io("removing empty segment", path, e))?;
+        return Ok(None);
+    }
+    if valid_end < bytes.len() {
+        tracing::warn!(
+            path = %path.display(),
+            kept_bytes = valid_end,
+            dropped_bytes = bytes.len() - valid_end,
+            "segment has a torn tail from an interrupted write; cutting it off"
+        );
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| StoreError::io("opening segment", path, e))?;
+        file.set_len(valid_end as u64)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| StoreError::io("truncating segment", path, e))?;
+    }
+    let file = File::open(path).map_err(|e| StoreError::io("opening segment", path, e))?;
+    let segment = Segment {
+        path: path.to_owned(),
+        file,
+        sealed: AtomicBool::new(true),
+    };
+    Ok(Some((segment, blocks)))
+}
+
+fn valid_block_at(bytes: &[u8], pos: usize) -> Option<BlockHeader> {
+    let header = BlockHeader::decode(bytes.get(pos..)?).ok()?;
+    let payload = bytes.get(pos + HEADER_LEN..pos + header.block_len() as usize)?;
+    (crc32c::crc32c(payload) == header.payload_crc).then_some(header)
+}
+
+fn next_valid_block(bytes: &[u8], from: usize) -> Option<usize> {
+    let magic = block::BLOCK_MAGIC;
+    (from..bytes.len().saturating_sub(HEADER_LEN - 1))
+        .filter(|&p| bytes[p..p + 4] == magic)
+        .find(|&p| valid_block_at(bytes, p).is_some())
+}
+
+/// One group's share of a commit: the encoded bytes, and each job with the offset and
+/// header of its block.
+type GroupBatch = (Vec<u8>, Vec<(WriteJob, u64, BlockHeader)>);
+
+/// The single writer: appends blocks to each group's active segment and acknowledges
+/// them after one fsync per touched segment.
+struct Writer {
+    inner: Arc<Inner>,
+    next_seq: u64,
+    active: HashMap<u64, ActiveSegment>,
+}
+
+struct ActiveSegment {
+    id: u64,
+    segment: Arc<Segment>,
+    file: File,
+    len: u64,
+    opened: Instant,
+}
+
+impl Writer {
+    fn new(inner: Arc<Inner>, next_seq: u64) -> Writer {
+        Writer {
+            inner,
+            next_seq,
+            active: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<WriterMsg>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = Vec::new();
+            let mut bytes = 0usize;
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    WriterMsg::Write(job) => {
+                        bytes += job.payload.bytes.len();
+                        jobs.push(job);
+                    }
+                    WriterMsg::DropGroup { id, dir } => {
+                        // Commit what is pending first so no write lands after removal.
+                        self.commit(std::mem::take(&mut jobs));
+                        self.drop_group(id, &dir);
+                    }
+                }
+                if bytes < self.inner.config.max_commit_bytes {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.commit(jobs);
+        }
+        for active in self.active.values() {
+            active.segment.sealed.store(true, Ordering::Release);
+        }
+        tracing::debug!("writer stopped");
+    }
+
+    fn drop_group(&mut self, id: u64, dir: &Path) {
+        self.active.remove(&id);
+        if let Err(e) = std::fs::remove_dir_all(dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::error!(dir = %dir.display(), error = %e, "could not remove deleted log group's directory");
+            }
+        }
+    }
+
+    /// Writes a set of jobs with one fsync per touched segment, then publishes them to
+    /// the index and acknowledges them.
+    fn commit(&mut self, jobs: Vec<WriteJob>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let ingestion_ms = now_ms();
+        // Per group: the encoded bytes and the jobs with their offsets and headers.
+        let mut batches: BTreeMap<u64, GroupBatch> = BTreeMap::new();
+        for job in jobs {
+            let active = match self.active_segment(job.group_id) {
+                Ok(active) => active,
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                    continue;
+                }
+            };
+            let base = active.len;
+            let (buf, placed) = batches.entry(job.group_id).or_default();
+            let header = BlockHeader {
+                codec: job.payload.codec,
+                payload_len: job.payload.bytes.len() as u32,
+                payload_crc: job.payload.crc,
+                raw_len: job.payload.raw_len,
+                stream_id: job.stream_id,
+                first_seq: self.next_seq,
+                ingestion_ms,
+                min_ts: job.payload.min_ts,
+                max_ts: job.payload.max_ts,
+                count: job.payload.count,
+            };
+            self.next_seq += u64::from(job.payload.count);
+            let offset = base + buf.len() as u64;
+            buf.extend_from_slice(&header.encode());
+            buf.extend_from_slice(&job.payload.bytes);
+            placed.push((job, offset, header));
+        }
+
+        let mut done = Vec::new();
+        for (group_id, (buf, placed)) in batches {
+            let active = self
+                .active
+                .get_mut(&group_id)
+                .expect("segment opened above");
+            let written = active
+                .file
+                .write_all(&buf)
+                .and_then(|()| active.file.sync_data());
+            match written {
+                Ok(()) => {
+                    active.len += buf.len() as u64;
+                    done.push((group_id, Arc::clone(&active.segment), placed));
+                }
+                Err(e) => {
+                    tracing::error!(path = %active.segment.path.display(), error = %e, "write failed; the writes of this commit are refused");
+                    // Leave no partial block behind, and start a fresh segment next time.
+                    let _ = active.file.set_len(active.len);
+                    let path = active.segment.path.clone();
+                    self.active.remove(&group_id);
+                    for (job, _, _) in placed {
+                        let err = StoreError::io(
+                            "writing segment",
+                            &path,
+                            std::io::Error::new(e.kind(), e.to_string()),
+                        );
+                        let _ = job.reply.send(Err(err));
+                    }
+                }
+            }
+        }
+
+        let mut acks = Vec::new();
+        {
+            let mut state = self.inner.state.write().expect("state lock");
+            for (group_id, segment, placed) in done {
+                for (job, offset, header) in placed {
+                    if let Some(group) = state.group_mut(group_id) {
+                        if let Some(name) = group.stream_names.get(&header.stream_id).cloned() {
+                            group
+                                .streams
+                                .get_mut(&name)
+                                .expect("stream names match streams")
+                                .add_block(BlockRef {
+                                    segment: Arc::clone(&segment),
+                                    offset,
+                                    header,
+                                });
+                        }
+                    }
+                    acks.push((job.reply, header));
+                }
+            }
+        }
+        for (reply, header) in acks {
+            let _ = reply.send(Ok(AppendAck {
+                first_seq: header.first_seq,
+                ingestion_time: header.ingestion_ms,
+            }));
+        }
+    }
+
+    /// The group's segment to append to, sealing and replacing a full or old one.
+    fn active_segment(&mut self, group_id: u64) -> Result<&mut ActiveSegment> {
+        let config = &self.inner.config;
+        if let Some(active) = self.active.get(&group_id) {
+            if active.len >= config.segment_max_bytes
+                || active.opened.elapsed() >= config.segment_max_age
+            {
+                active.segment.sealed.store(true, Ordering::Release);
+                tracing::debug!(
+                    group_id,
+                    segment = active.id,
+                    bytes = active.len,
+                    "segment sealed"
+                );
+                self.active.remove(&group_id);
+            }
+        }
+        if !self.active.contains_key(&group_id) {
+            let dir = {
+                let state = self.inner.state.read().expect("state lock");
+                state
+                    .group_by_id(group_id)
+                    .map(|g| g.dir.clone())
+                    .ok_or_else(|| StoreError::GroupNotFound(format!("#{group_id}")))?
+            };
+            // Recreated if missing (a group with no events has an empty directory, which
+            // copies and archives of a data directory tend to drop).
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| StoreError::io("creating group directory", &dir, e))?;
+            let id = self.inner.next_segment_id.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("{id:012}.seg"));
+            let mut file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| StoreError::io("creating segment", &path, e))?;
+            let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN as usize);
+            header.extend_from_slice(&SEGMENT_MAGIC);
+            header.extend_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+            header.extend_from_slice(&0u32.to_le_bytes());
+            file.write_all(&header)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StoreError::io("writing segment header", &path, e))?;
+            sync_dir(&dir)?;
+            let reader =
+                File::open(&path).map_err(|e| StoreError::io("opening segment", &path, e))?;
+            let segment = Arc::new(Segment {
+                path,
+                file: reader,
+                sealed: AtomicBool::new(false),
+            });
+            {
+                let mut state = self.inner.state.write().expect("state lock");
+                if let Some(g) = state.group_mut(group_id) {
+                    g.segments.insert(id, Arc::clone(&segment));
+                }
+            }
+            self.active.insert(
+                group_id,
+                ActiveSegment {
+                    id,
+                    segment,
+                    file,
+                    len: SEGMENT_HEADER_LEN,
+                    opened: Instant::now(),
+                },
+            );
+        }
+        Ok(self.active.get_mut(&group_id).expect("inserted above"))
+    }
+}
+
+fn run_sweeper(inner: &Arc<Inner>) {
+    let (lock, wake) = &inner.stop;
+    loop {
+        let stopped = lock.lock().expect("stop lock");
+        // Checks the flag before sleeping, so a shutdown that came first is not missed.
+        let (stopped, _) = wake
+            .wait_timeout_while(stopped, inner.config.sweep_interval, |stopped| !*stopped)
+            .expect("stop lock");
+        if *stopped {
+            return;
+        }
+        drop(stopped);
+        if let Err(e) = sweep(inner, now_ms()) {
+            tracing::error!(error = %e, "retention sweep failed");
+        }
+    }
+}
+
+/// Drops expired blocks from the index and deletes sealed segments that hold no live
+/// block (every block expired or of a deleted stream). Blocks that still hold an
+/// unexpired event are never touched.
+fn sweep(inner: &Inner, now: Millis) -> Result<usize> {
+    let mut doomed = Vec::new();
+    {
+        let mut state = inner.state.write().expect("state lock");
+        for group in state.groups.values_mut() {
+            let cutoff = group.cutoff(now);
+            let mut live_segments: HashSet<*const Segment> = HashSet::new();
+            for stream in group.streams.values_mut() {
+                if let Some(cutoff) = cutoff {
+                    let before = stream.blocks.len();
+                    stream.blocks.retain(|b| b.header.max_ts >= cutoff);
+                    if stream.blocks.len() != before {
+                        stream.stored_bytes =
+                            stream.blocks.iter().map(|b| b.header.block_len()).sum();
+                        stream.first_ts = stream.blocks.iter().map(|b| b.header.min_ts).min();
+                    }
+                }
+                live_segments.extend(stream.blocks.iter().map(|b| Arc::as_ptr(&b.segment)));
+            }
+            group.segments.retain(|_, segment| {
+                let dead = segment.sealed.load(Ordering::Acquire)
+                    && !live_segments.contains(&Arc::as_ptr(segment));
+                if dead {
+                    doomed.push(segment.path.clone());
+                }
+                !dead
+            });
+        }
+    }
+    for path in &doomed {
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "reclaimed segment with no live events")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("removing expired segment", path, e)),
+        }
+    }
+    Ok(doomed.len())
+}
+
+/// Reads one block from its segment, verifying it.
+pub(crate) fn read_block(block: &BlockRef) -> Result<Vec<u8>> {
+    let len = block.header.block_len() as usize;
+    let mut bytes = vec![0u8; len];
+    let corrupt = |kind| StoreError::Corrupt {
+        path: block.segment.path.clone(),
+        offset: block.offset,
+        kind,
+    };
+    block
+        .segment
+        .file
+        .read_exact_at(&mut bytes, block.offset)
+        .map_err(|e| StoreError::io("reading segment", &block.segment.path, e))?;
+    let header = BlockHeader::decode(&bytes).map_err(corrupt)?;
+    if header != block.header {
+        return Err(corrupt(crate::CorruptKind::HeaderFields));
+    }
+    block::open_payload(&header, &bytes[HEADER_LEN..]).map_err(corrupt)
+}

@@ -1,0 +1,216 @@
+//! The metadata journal: log groups, streams, retention, tags and resource policies.
+//!
+//! `meta.journal` is a sequence of records, each `len: u32 LE | crc32c(json): u32 LE |
+//! json`, where the JSON is one [`MetaRecord`]. Every mutation appends one record and
+//! fsyncs before it is acknowledged. On open the journal is replayed, a torn tail is cut
+//! off, and the live state is written back as a fresh journal (tmp file, fsync, rename,
+//! directory fsync), so the journal never grows beyond the live metadata plus the
+//! mutations of one run.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, StoreError};
+use crate::ResourcePolicy;
+
+/// Largest record the journal accepts; anything bigger is treated as corruption.
+const MAX_RECORD: u32 = 16 << 20;
+
+/// One metadata mutation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub(crate) enum MetaRecord {
+    /// The id counters, so that ids of deleted groups and streams are never reused
+    /// (old blocks of a deleted stream must not come back under a new stream).
+    IdFloor {
+        next_group_id: u64,
+        next_stream_id: u64,
+    },
+    CreateGroup {
+        id: u64,
+        name: String,
+        created: i64,
+        class: String,
+        kms_key_id: Option<String>,
+        tags: BTreeMap<String, String>,
+        deletion_protection: bool,
+    },
+    DeleteGroup {
+        id: u64,
+    },
+    CreateStream {
+        group: u64,
+        id: u64,
+        name: String,
+        created: i64,
+    },
+    DeleteStream {
+        group: u64,
+        id: u64,
+    },
+    SetRetention {
+        group: u64,
+        days: Option<u32>,
+    },
+    SetTags {
+        group: u64,
+        tags: BTreeMap<String, String>,
+    },
+    PutPolicy {
+        policy: ResourcePolicy,
+    },
+    DeletePolicy {
+        key: String,
+    },
+}
+
+/// The open journal, appended to under the store's metadata lock.
+pub(crate) struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    /// Reads every intact record of the journal at `path`, cutting off a torn or corrupt
+    /// tail. A missing journal reads as empty.
+    pub(crate) fn replay(path: &Path) -> Result<Vec<MetaRecord>> {
+        let mut bytes = Vec::new();
+        match File::open(path) {
+            Ok(mut file) => {
+                file.read_to_end(&mut bytes)
+                    .map_err(|e| StoreError::io("reading journal", path, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io("opening journal", path, e)),
+        }
+        let mut records = Vec::new();
+        let mut pos = 0usize;
+        while pos + 8 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes"));
+            let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
+            let end = pos + 8 + len as usize;
+            if len > MAX_RECORD || end > bytes.len() {
+                break;
+            }
+            let body = &bytes[pos + 8..end];
+            if crc32c::crc32c(body) != crc {
+                break;
+            }
+            let Ok(record) = serde_json::from_slice::<MetaRecord>(body) else {
+                break;
+            };
+            records.push(record);
+            pos = end;
+        }
+        if pos != bytes.len() {
+            tracing::warn!(
+                path = %path.display(),
+                kept_bytes = pos,
+                dropped_bytes = bytes.len() - pos,
+                "journal has a torn or corrupt tail; it was never acknowledged and is dropped"
+            );
+        }
+        Ok(records)
+    }
+
+    /// Atomically replaces the journal at `path` with `records` and opens it for appends.
+    pub(crate) fn rewrite(path: &Path, records: &[MetaRecord]) -> Result<Journal> {
+        let tmp = path.with_extension("journal.tmp");
+        let mut buf = Vec::new();
+        for record in records {
+            frame(record, &mut buf);
+        }
+        {
+            let mut file =
+                File::create(&tmp).map_err(|e| StoreError::io("creating journal", &tmp, e))?;
+            file.write_all(&buf)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| StoreError::io("writing journal", &tmp, e))?;
+        }
+        std::fs::rename(&tmp, path).map_err(|e| StoreError::io("replacing journal", path, e))?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| StoreError::io("opening journal", path, e))?;
+        Ok(Journal {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Appends one record and makes it durable.
+    pub(crate) fn append(&mut self, record: &MetaRecord) -> Result<()> {
+        let mut buf = Vec::new();
+        frame(record, &mut buf);
+        let before = self
+            .file
+            .metadata()
+            .map_err(|e| StoreError::io("reading journal size", &self.path, e))?
+            .len();
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Leave no half record behind for the next append to follow.
+            let _ = self.file.set_len(before);
+            return Err(StoreError::io("appending to journal", &self.path, e));
+        }
+        Ok(())
+    }
+}
+
+fn frame(record: &MetaRecord, out: &mut Vec<u8>) {
+    let body = serde_json::to_vec(record).expect("metadata records always serialize");
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// Fsyncs a directory so that a rename or a new file in it is durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("syncing directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_cuts_a_torn_tail_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.journal");
+        let records = vec![
+            MetaRecord::IdFloor {
+                next_group_id: 1,
+                next_stream_id: 1,
+            },
+            MetaRecord::SetRetention {
+                group: 3,
+                days: Some(7),
+            },
+        ];
+        let mut journal = Journal::rewrite(&path, &records).unwrap();
+        journal.append(&MetaRecord::DeleteGroup { id: 3 }).unwrap();
+        let full = std::fs::read(&path).unwrap();
+        for cut in 0..full.len() {
+            std::fs::write(&path, &full[..cut]).unwrap();
+            let replayed = Journal::replay(&path).unwrap();
+            assert!(replayed.len() <= 3);
+            assert_eq!(
+                &replayed[..],
+                &[records.clone(), vec![MetaRecord::DeleteGroup { id: 3 }]].concat()
+                    [..replayed.len()]
+            );
+        }
+        std::fs::write(&path, &full).unwrap();
+        assert_eq!(Journal::replay(&path).unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,269 @@
+//! nettrail's embedded durable log store.
+//!
+//! This crate owns everything that is persisted about logs: log groups, their streams,
+//! the events in them, retention, tags and resource policies. The API layer talks to it
+//! only through the [`LogStore`] trait, so that another backend (object storage) can be
+//! added later without touching the API.
+//!
+//! The embedded backend, [`FileStore`], keeps:
+//! - a metadata journal (`meta.journal`, see [`journal`](crate::journal)) of groups,
+//!   streams, retention, tags and policies, fsynced per mutation;
+//! - per log group, append-only segment files (`groups/<id>/<segment>.seg`) of
+//!   compressed, checksummed, time-ordered blocks (see [`block`]), one block per write;
+//!   a single writer thread commits concurrent writes together with one fsync per
+//!   touched segment (group commit) before any of them is acknowledged;
+//! - an in-memory index of every block's stream, time range and sequence numbers,
+//!   rebuilt on open by verifying every block, so that reads by time range skip blocks.
+//!
+//! Every call is blocking; async callers run them on a blocking thread pool.
+
+#![warn(missing_docs)]
+
+pub mod block;
+mod error;
+mod file_store;
+mod journal;
+mod scan;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{CorruptKind, Result, StoreError};
+pub use file_store::{FileStore, FileStoreConfig};
+
+/// Milliseconds since the Unix epoch, the unit of every timestamp in CloudWatch Logs.
+pub type Millis = i64;
+
+/// What is needed to create a log group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewGroup {
+    /// The log group name (already validated by the caller).
+    pub name: String,
+    /// `STANDARD`, `INFREQUENT_ACCESS` or `DELIVERY`.
+    pub class: String,
+    /// The KMS key ARN, recorded and reported but not used for encryption.
+    pub kms_key_id: Option<String>,
+    /// Initial tags.
+    pub tags: BTreeMap<String, String>,
+    /// Whether deletion protection is on.
+    pub deletion_protection: bool,
+}
+
+/// A log group as the store reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The log group name.
+    pub name: String,
+    /// When it was created, Unix ms.
+    pub creation_time: Millis,
+    /// The retention policy in days, `None` for never expire.
+    pub retention_days: Option<u32>,
+    /// Bytes of unexpired events on disk (compressed, with block headers).
+    pub stored_bytes: u64,
+    /// The log group class.
+    pub class: String,
+    /// The KMS key ARN, if one was given.
+    pub kms_key_id: Option<String>,
+    /// The group's tags.
+    pub tags: BTreeMap<String, String>,
+    /// Whether deletion protection is on.
+    pub deletion_protection: bool,
+}
+
+/// A log stream as the store reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The log stream name.
+    pub name: String,
+    /// When it was created, Unix ms.
+    pub creation_time: Millis,
+    /// Timestamp of the earliest event, if any.
+    pub first_event_timestamp: Option<Millis>,
+    /// Timestamp of the latest event, if any.
+    pub last_event_timestamp: Option<Millis>,
+    /// When the latest write was ingested, if any.
+    pub last_ingestion_time: Option<Millis>,
+    /// Bytes on disk of the stream's blocks.
+    pub stored_bytes: u64,
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Event timestamp, Unix ms.
+    pub timestamp: Millis,
+    /// The message (non-empty).
+    pub message: String,
+}
+
+/// What an acknowledged append returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendAck {
+    /// Sequence number of the first event of the write; the others follow consecutively.
+    pub first_seq: u64,
+    /// When the write was committed, Unix ms.
+    pub ingestion_time: Millis,
+}
+
+/// The total order of events within a log group: by timestamp, then by sequence number
+/// (which follows ingestion order). Used as the position in paginated reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventKey {
+    /// Event timestamp, Unix ms.
+    pub timestamp: Millis,
+    /// Store-wide sequence number.
+    pub seq: u64,
+}
+
+impl EventKey {
+    /// The smallest possible key.
+    pub const MIN: EventKey = EventKey {
+        timestamp: i64::MIN,
+        seq: 0,
+    };
+    /// The largest possible key.
+    pub const MAX: EventKey = EventKey {
+        timestamp: i64::MAX,
+        seq: u64::MAX,
+    };
+}
+
+/// One event as read back.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// The stream it belongs to.
+    pub stream: &'a str,
+    /// Its position in the group's order.
+    pub key: EventKey,
+    /// When it was ingested, Unix ms.
+    pub ingestion_time: Millis,
+    /// The message.
+    pub message: &'a str,
+}
+
+/// Which streams a scan covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamSelector {
+    /// Every stream of the group.
+    All,
+    /// The named streams (names that do not exist are ignored).
+    Names(Vec<String>),
+    /// Streams whose name starts with the prefix.
+    Prefix(String),
+}
+
+/// Which way a scan walks the event order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys.
+    Forward,
+    /// Descending keys.
+    Backward,
+}
+
+/// A read of events from one log group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRequest {
+    /// The log group name.
+    pub group: String,
+    /// Which streams to read.
+    pub streams: StreamSelector,
+    /// Only events with `start <= timestamp`.
+    pub start_time: Option<Millis>,
+    /// Only events with `timestamp < end`.
+    pub end_time: Option<Millis>,
+    /// Only events strictly after this key (forward) or strictly before it (backward).
+    pub from: Option<EventKey>,
+    /// Walk order.
+    pub direction: Direction,
+}
+
+/// What a scan did, for diagnostics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Blocks of the selected streams.
+    pub blocks_total: u64,
+    /// Blocks decompressed and read.
+    pub blocks_read: u64,
+    /// Bytes produced by decompression.
+    pub bytes_decompressed: u64,
+}
+
+/// A CloudWatch Logs resource policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourcePolicy {
+    /// The policy name.
+    pub name: String,
+    /// The policy document (JSON text).
+    pub document: String,
+    /// When it was last written, Unix ms.
+    pub last_updated: Millis,
+    /// The log group ARN for a resource-scoped policy; `None` for an account policy.
+    pub resource_arn: Option<String>,
+    /// Changes on every write, for optimistic concurrency.
+    pub revision_id: String,
+}
+
+impl ResourcePolicy {
+    /// The key a policy is stored under: its resource ARN when it has one (one policy per
+    /// resource), its name otherwise.
+    pub fn key(&self) -> String {
+        policy_key(self.resource_arn.as_deref(), &self.name)
+    }
+}
+
+/// The storage key of a policy given its resource ARN and name.
+pub fn policy_key(resource_arn: Option<&str>, name: &str) -> String {
+    match resource_arn {
+        Some(arn) => format!("resource:{arn}"),
+        None => format!("account:{name}"),
+    }
+}
+
+/// The operations the API layer needs from a log store.
+///
+/// All methods block; they are safe to call from many threads at once.
+pub trait LogStore: Send + Sync {
+    /// Creates a log group.
+    fn create_group(&self, group: NewGroup, now: Millis) -> Result<()>;
+    /// Deletes a log group, its streams and events.
+    fn delete_group(&self, name: &str) -> Result<()>;
+    /// Describes one log group.
+    fn group(&self, name: &str) -> Result<GroupInfo>;
+    /// Visits groups in name order, starting strictly after `after`, until `visit`
+    /// returns false.
+    fn visit_groups(&self, after: Option<&str>, visit: &mut dyn FnMut(GroupInfo) -> bool);
+    /// Sets (`Some`) or removes (`None`) the retention policy.
+    fn set_retention(&self, group: &str, days: Option<u32>) -> Result<()>;
+    /// Replaces the tags of a group.
+    fn set_tags(&self, group: &str, tags: BTreeMap<String, String>) -> Result<()>;
+
+    /// Creates a log stream.
+    fn create_stream(&self, group: &str, stream: &str, now: Millis) -> Result<()>;
+    /// Deletes a log stream and its events.
+    fn delete_stream(&self, group: &str, stream: &str) -> Result<()>;
+    /// Describes every stream of a group, in name order.
+    fn streams(&self, group: &str) -> Result<Vec<StreamInfo>>;
+
+    /// Appends events to a stream (in any order; they are sorted by timestamp), and
+    /// returns once they are durable.
+    fn append(&self, group: &str, stream: &str, events: &[NewEvent]) -> Result<AppendAck>;
+    /// Reads events in key order, calling `visit` for each until it returns false.
+    /// Events older than the group's retention are never visited.
+    fn scan(
+        &self,
+        request: &ScanRequest,
+        visit: &mut dyn FnMut(EventRef<'_>) -> bool,
+    ) -> Result<ScanStats>;
+
+    /// Creates or replaces a resource policy (keyed by [`ResourcePolicy::key`]).
+    fn put_policy(&self, policy: ResourcePolicy) -> Result<()>;
+    /// Deletes a resource policy by key.
+    fn delete_policy(&self, key: &str) -> Result<()>;
+    /// Every resource policy, in key order.
+    fn policies(&self) -> Vec<ResourcePolicy>;
+
+    /// Makes everything written so far durable and stops background work.
+    fn shutdown(&self);
+}
