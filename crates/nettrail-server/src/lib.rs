@@ -1,1 +1,111 @@
-//! placeholder
+//! nettrail's CloudWatch-Logs-compatible HTTP API.
+//!
+//! This crate owns the wire: the AWS JSON 1.1 protocol (`POST /`, `X-Amz-Target:
+//! Logs_20140328.<Operation>`), SigV4 verification, request validation with AWS's
+//! messages, pagination tokens, and the limits that keep a flood of requests from
+//! exhausting the server. It holds no data itself: everything goes through
+//! [`nettrail_store::LogStore`].
+//!
+//! Errors become HTTP statuses and CloudWatch `__type` codes in one place,
+//! [`ApiError::code`] and [`ApiError::status`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+mod http;
+mod logs_api;
+mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nettrail_store::{FileStore, LogStore};
+
+pub use config::{AccessKey, Limits, ServerConfig, StoreSettings};
+pub use error::{ApiError, ApiResult};
+pub use logs_api::{event_id, LogsApi, EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Without access keys the server must not be reachable from other machines.
+    #[error("refusing to listen on {0} without access keys: anyone who can reach it could read and write logs. Configure access_keys in the config file or set NETTRAIL_ACCESS_KEY_ID and NETTRAIL_SECRET_ACCESS_KEY, or listen on a loopback address")]
+    InsecureListen(SocketAddr),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] nettrail_store::StoreError),
+}
+
+/// A server bound to its address with its store open, ready to run.
+pub struct Server {
+    config: Arc<ServerConfig>,
+    store: FileStore,
+    listener: tokio::net::TcpListener,
+}
+
+impl Server {
+    /// Checks the configuration, opens the store and binds the listener.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
+        if config.access_keys.is_empty() && !config.listen.ip().is_loopback() {
+            return Err(ServeError::InsecureListen(config.listen));
+        }
+        let store_config = config.store_config();
+        let store = tokio::task::spawn_blocking(move || FileStore::open(store_config))
+            .await
+            .expect("store open does not panic")?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Ok(Server {
+            config: Arc::new(config),
+            store,
+            listener,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, lets open requests finish, then flushes and
+    /// closes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        if self.config.access_keys.is_empty() {
+            tracing::warn!(
+                listen = %self.local_addr(),
+                "no access keys configured: accepting any credentials (loopback only)"
+            );
+        }
+        tracing::info!(
+            listen = %self.local_addr(),
+            data_dir = %self.config.data_dir.display(),
+            "nettrail serving the CloudWatch Logs API"
+        );
+        let store: Arc<dyn LogStore> = Arc::new(self.store.clone());
+        let api = Arc::new(LogsApi::new(store, Arc::clone(&self.config)));
+        let front = Arc::new(http::Front::new(api, Arc::clone(&self.config)));
+        front
+            .serve(self.listener, shutdown, Duration::from_secs(10))
+            .await;
+        let store = self.store;
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        tracing::info!("store flushed; shut down cleanly");
+    }
+}

@@ -1,0 +1,141 @@
+//! Server configuration. Every option, with its default, is documented once in
+//! `nettrail.example.toml` at the repository root; a test keeps that file and
+//! [`ServerConfig::default`] in agreement.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole server configuration (`nettrail serve --config FILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the store keeps its data.
+    pub data_dir: PathBuf,
+    /// Region used in ARNs.
+    pub region: String,
+    /// Account id used in ARNs.
+    pub account_id: String,
+    /// Access keys whose SigV4 signatures are accepted. With none, the server accepts
+    /// any credentials, and only on a loopback address.
+    pub access_keys: Vec<AccessKey>,
+    /// Protection against abuse and overload.
+    pub limits: Limits,
+    /// Store tuning.
+    pub store: StoreSettings,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9750)),
+            data_dir: PathBuf::from("./nettrail-data"),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            access_keys: Vec::new(),
+            limits: Limits::default(),
+            store: StoreSettings::default(),
+        }
+    }
+}
+
+/// One accepted access key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessKey {
+    /// The access key id clients sign with.
+    pub access_key_id: String,
+    /// Its secret.
+    pub secret_access_key: String,
+}
+
+/// Limits that keep a flood of requests from exhausting the server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Request bodies held in memory at once, in bytes, across all requests.
+    pub max_buffered_bytes: usize,
+    /// Requests processed at once.
+    pub max_in_flight: usize,
+    /// Open connections at once; further connections wait to be accepted.
+    pub max_connections: usize,
+    /// How long a request waits for a processing slot before ThrottlingException.
+    pub throttle_wait_ms: u64,
+    /// Time allowed to receive a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Time allowed to receive a request's body.
+    pub body_read_timeout_secs: u64,
+    /// A connection with no traffic for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Clock difference allowed in signed requests.
+    pub signature_max_skew_secs: i64,
+    /// Log groups allowed in the store.
+    pub max_log_groups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 << 20,
+            max_buffered_bytes: 512 << 20,
+            max_in_flight: 256,
+            max_connections: 4096,
+            throttle_wait_ms: 1000,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 60,
+            idle_timeout_secs: 120,
+            signature_max_skew_secs: 300,
+            max_log_groups: 1_000_000,
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn throttle_wait(&self) -> Duration {
+        Duration::from_millis(self.throttle_wait_ms)
+    }
+}
+
+/// Store tuning.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// zstd compression level of event blocks (0 = uncompressed).
+    pub zstd_level: i32,
+    /// Seal a segment file at this size.
+    pub segment_max_bytes: u64,
+    /// Seal a segment file after this long.
+    pub segment_max_age_secs: u64,
+    /// How often expired events are looked for and their space reclaimed.
+    pub retention_sweep_interval_secs: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            zstd_level: 1,
+            segment_max_bytes: 64 << 20,
+            segment_max_age_secs: 3600,
+            retention_sweep_interval_secs: 60,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The store configuration this server configuration implies.
+    pub fn store_config(&self) -> nettrail_store::FileStoreConfig {
+        let mut config = nettrail_store::FileStoreConfig::new(&self.data_dir);
+        config.zstd_level = self.store.zstd_level;
+        config.segment_max_bytes = self.store.segment_max_bytes;
+        config.segment_max_age = Duration::from_secs(self.store.segment_max_age_secs);
+        config.sweep_interval =
+            Duration::from_secs(self.store.retention_sweep_interval_secs.max(1));
+        config
+    }
+}
