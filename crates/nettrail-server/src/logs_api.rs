@@ -489,13 +489,7 @@ impl LogsApi {
                 "Log groups starting with AWS/ are reserved for AWS.".into(),
             ));
         }
-        let mut count = 0usize;
-        let max = self.config.limits.max_log_groups;
-        self.store.visit_groups(None, &mut |_| {
-            count += 1;
-            count < max
-        });
-        if count >= max {
+        if self.store.group_count() >= self.config.limits.max_log_groups {
             return Err(ApiError::LimitExceeded("Resource limit exceeded.".into()));
         }
         self.store.create_group(
@@ -791,11 +785,7 @@ impl LogsApi {
         let stream = req.log_stream_name.expect("validated");
         let events = req.log_events.expect("validated");
         let info = self.store.group(&group)?;
-        if !self.store.streams(&group)?.iter().any(|s| s.name == stream) {
-            return Err(ApiError::ResourceNotFound(
-                "The specified log stream does not exist.".into(),
-            ));
-        }
+        self.store.stream(&group, &stream)?;
         let stamps: Vec<i64> = events
             .iter()
             .map(|e| e.timestamp.expect("validated"))
@@ -875,11 +865,7 @@ impl LogsApi {
         v.finish()?;
         let group = self.resolve_group(req.log_group_name, req.log_group_identifier)?;
         let stream = req.log_stream_name.expect("validated");
-        if !self.store.streams(&group)?.iter().any(|s| s.name == stream) {
-            return Err(ApiError::ResourceNotFound(
-                "The specified log stream does not exist.".into(),
-            ));
-        }
+        self.store.stream(&group, &stream)?;
         // f/K: the events after K, ascending. b/K: the events just before K. No token:
         // the first events (startFromHead) or the last ones.
         let (direction, from) = match req.next_token.as_deref() {

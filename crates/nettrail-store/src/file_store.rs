@@ -364,6 +364,10 @@ impl LogStore for FileStore {
         self.with_group(name, Group::info)
     }
 
+    fn group_count(&self) -> usize {
+        self.inner.state.read().expect("state lock").groups.len()
+    }
+
     fn visit_groups(&self, after: Option<&str>, visit: &mut dyn FnMut(GroupInfo) -> bool) {
         let state = self.inner.state.read().expect("state lock");
         let range = match after {
@@ -432,6 +436,14 @@ impl LogStore for FileStore {
                 stream: stream.to_owned(),
             })?;
         self.mutate(record)
+    }
+
+    fn stream(&self, group: &str, stream: &str) -> Result<StreamInfo> {
+        self.with_group(group, |g| g.streams.get(stream).map(Stream::info))?
+            .ok_or_else(|| StoreError::StreamNotFound {
+                group: group.to_owned(),
+                stream: stream.to_owned(),
+            })
     }
 
     fn streams(&self, group: &str) -> Result<Vec<StreamInfo>> {
@@ -876,7 +888,17 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<WriterMsg>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            // Wake up now and then even when idle, so that the segment of a group that
+            // stopped receiving writes is still sealed on time and can be reclaimed.
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(msg) => msg,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.seal_old_segments();
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             let mut jobs = Vec::new();
             let mut bytes = 0usize;
             let mut next = Some(first);
@@ -902,6 +924,23 @@ impl Writer {
             active.segment.sealed.store(true, Ordering::Release);
         }
         tracing::debug!("writer stopped");
+    }
+
+    fn seal_old_segments(&mut self) {
+        let max_age = self.inner.config.segment_max_age;
+        self.active.retain(|group_id, active| {
+            if active.opened.elapsed() < max_age {
+                return true;
+            }
+            active.segment.sealed.store(true, Ordering::Release);
+            tracing::debug!(
+                group_id,
+                segment = active.id,
+                bytes = active.len,
+                "idle segment sealed"
+            );
+            false
+        });
     }
 
     fn drop_group(&mut self, id: u64, dir: &Path) {

@@ -231,6 +231,8 @@ pub trait LogStore: Send + Sync {
     fn delete_group(&self, name: &str) -> Result<()>;
     /// Describes one log group.
     fn group(&self, name: &str) -> Result<GroupInfo>;
+    /// How many log groups exist.
+    fn group_count(&self) -> usize;
     /// Visits groups in name order, starting strictly after `after`, until `visit`
     /// returns false.
     fn visit_groups(&self, after: Option<&str>, visit: &mut dyn FnMut(GroupInfo) -> bool);
@@ -243,6 +245,8 @@ pub trait LogStore: Send + Sync {
     fn create_stream(&self, group: &str, stream: &str, now: Millis) -> Result<()>;
     /// Deletes a log stream and its events.
     fn delete_stream(&self, group: &str, stream: &str) -> Result<()>;
+    /// Describes one stream.
+    fn stream(&self, group: &str, stream: &str) -> Result<StreamInfo>;
     /// Describes every stream of a group, in name order.
     fn streams(&self, group: &str) -> Result<Vec<StreamInfo>>;
 

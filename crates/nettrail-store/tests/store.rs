@@ -382,6 +382,40 @@ fn expired_events_stop_being_returned_and_their_segments_are_reclaimed() {
 }
 
 #[test]
+fn an_idle_segment_is_sealed_and_reclaimed_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = FileStoreConfig::new(dir.path());
+    config.segment_max_age = std::time::Duration::from_millis(200);
+    let store = FileStore::open(config).unwrap();
+    let now = nettrail_now();
+    store.create_group(group("/g"), now).unwrap();
+    store.create_stream("/g", "s", now).unwrap();
+    store
+        .append("/g", "s", &events(&[(now - 3 * 86_400_000, "old")]))
+        .unwrap();
+    store.set_retention("/g", Some(1)).unwrap();
+    assert_eq!(
+        store.sweep().unwrap(),
+        0,
+        "the segment is still the active one"
+    );
+    // The writer seals segments past their age about once a second, even with no writes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.sweep().unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle segment was never sealed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(segment_files(dir.path()).is_empty());
+    assert_eq!(store.group("/g").unwrap().stored_bytes, 0);
+    // Writing again opens a fresh segment.
+    store.append("/g", "s", &events(&[(now, "new")])).unwrap();
+    assert_eq!(all(&store, "/g", Direction::Forward).len(), 1);
+}
+
+#[test]
 fn deleted_streams_and_groups_do_not_come_back() {
     let dir = tempfile::tempdir().unwrap();
     {
