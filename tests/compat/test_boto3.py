@@ -558,7 +558,7 @@ def test_oversized_body_is_refused_without_reading_it(tmp_path):
             headers={"X-Amz-Target": "Logs_20140328.CreateLogGroup"},
         )
         status, body = raw(req)
-        assert status == 413 and body["__type"] == "RequestEntityTooLargeException"
+        assert status == 400 and body["__type"] == "RequestEntityTooLargeException"
         assert srv.proc.poll() is None
     finally:
         srv.stop()

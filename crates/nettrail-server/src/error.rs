@@ -87,15 +87,14 @@ impl ApiError {
         }
     }
 
-    /// The HTTP status: 400 for every client error (SDKs retry 5xx, so a validation
-    /// error must never be one), 413 and 408 where HTTP has a precise status, 500 and
-    /// 503 only for faults of the server.
+    /// The HTTP status: 400 for every client error (SDKs retry 5xx, so a client's
+    /// mistake must never be one) and 500 only for faults of the server, as CloudWatch
+    /// Logs does.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ServiceUnavailable(_) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }

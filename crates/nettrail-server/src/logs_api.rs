@@ -1,6 +1,7 @@
 //! The CloudWatch Logs operations: request shapes, validation, and the calls into the
 //! store. Every handler is synchronous and runs on a blocking thread.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -8,7 +9,6 @@ use nettrail_store::{
     policy_key, Direction, EventKey, GroupInfo, LogStore, Millis, NewEvent, NewGroup,
     ResourcePolicy, ScanRequest, StreamInfo, StreamSelector,
 };
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -136,7 +136,7 @@ pub struct LogsApi {
     config: Arc<ServerConfig>,
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> ApiResult<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
@@ -267,17 +267,20 @@ struct DescribeLogStreamsRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct InputLogEvent {
+struct InputLogEvent<'a> {
     timestamp: Option<i64>,
-    message: Option<String>,
+    /// Borrowed from the request body unless it holds JSON escapes.
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PutLogEventsRequest {
+struct PutLogEventsRequest<'a> {
     log_group_name: Option<String>,
     log_stream_name: Option<String>,
-    log_events: Option<Vec<InputLogEvent>>,
+    #[serde(borrow)]
+    log_events: Option<Vec<InputLogEvent<'a>>>,
     sequence_token: Option<String>,
 }
 
@@ -772,6 +775,13 @@ impl LogsApi {
             usize::MAX,
         );
         for (i, event) in req.log_events.iter().flatten().enumerate() {
+            // Field names are only formatted for a violation: this loop runs for every
+            // event of every batch.
+            let valid_timestamp = event.timestamp.is_some_and(|t| t >= 0);
+            let valid_message = event.message.as_deref().is_some_and(|m| !m.is_empty());
+            if valid_timestamp && valid_message {
+                continue;
+            }
             let field = |name: &str| format!("logEvents.{}.member.{name}", i + 1);
             v.required(&field("timestamp"), &event.timestamp);
             v.required(&field("message"), &event.message);
@@ -798,7 +808,7 @@ impl LogsApi {
         }
         let sizes: Vec<usize> = events
             .iter()
-            .map(|e| e.message.as_deref().expect("validated").len() + EVENT_OVERHEAD_BYTES)
+            .map(|e| e.message.as_deref().map_or(0, str::len) + EVENT_OVERHEAD_BYTES)
             .collect();
         let total: usize = sizes.iter().sum();
         if total > MAX_BATCH_BYTES {

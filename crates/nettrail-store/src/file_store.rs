@@ -450,7 +450,7 @@ impl LogStore for FileStore {
         self.with_group(group, |g| g.streams.values().map(Stream::info).collect())
     }
 
-    fn append(&self, group: &str, stream: &str, events: &[NewEvent]) -> Result<AppendAck> {
+    fn append(&self, group: &str, stream: &str, events: &[NewEvent<'_>]) -> Result<AppendAck> {
         let (group_id, stream_id) = self
             .with_group(group, |g| g.streams.get(stream).map(|s| (g.id, s.id)))?
             .ok_or_else(|| StoreError::StreamNotFound {
@@ -463,10 +463,10 @@ impl LogStore for FileStore {
                 ingestion_time: now_ms(),
             });
         }
-        let mut order: Vec<&NewEvent> = events.iter().collect();
+        let mut order: Vec<&NewEvent<'_>> = events.iter().collect();
         order.sort_by_key(|e| e.timestamp); // stable: equal timestamps keep their order
         let payload = block::seal_payload(
-            order.iter().map(|e| (e.timestamp, e.message.as_str())),
+            order.iter().map(|e| (e.timestamp, e.message.as_ref())),
             self.inner.config.zstd_level,
         )
         .map_err(|e| StoreError::io("compressing block for", &self.inner.config.dir, e))?;

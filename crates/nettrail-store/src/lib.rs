@@ -25,6 +25,7 @@ mod file_store;
 mod journal;
 mod scan;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -88,13 +89,14 @@ pub struct StreamInfo {
     pub stored_bytes: u64,
 }
 
-/// An event to append.
+/// An event to append. The message may borrow from the request it came in, so that a
+/// large batch is not copied message by message before it is compressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
+pub struct NewEvent<'a> {
     /// Event timestamp, Unix ms.
     pub timestamp: Millis,
     /// The message (non-empty).
-    pub message: String,
+    pub message: Cow<'a, str>,
 }
 
 /// What an acknowledged append returns.
@@ -252,7 +254,7 @@ pub trait LogStore: Send + Sync {
 
     /// Appends events to a stream (in any order; they are sorted by timestamp), and
     /// returns once they are durable.
-    fn append(&self, group: &str, stream: &str, events: &[NewEvent]) -> Result<AppendAck>;
+    fn append(&self, group: &str, stream: &str, events: &[NewEvent<'_>]) -> Result<AppendAck>;
     /// Reads events in key order, calling `visit` for each until it returns false.
     /// Events older than the group's retention are never visited.
     fn scan(

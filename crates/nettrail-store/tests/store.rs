@@ -24,12 +24,12 @@ fn group(name: &str) -> NewGroup {
     }
 }
 
-fn events(ts_and_messages: &[(i64, &str)]) -> Vec<NewEvent> {
+fn events<'a>(ts_and_messages: &[(i64, &'a str)]) -> Vec<NewEvent<'a>> {
     ts_and_messages
         .iter()
         .map(|(t, m)| NewEvent {
             timestamp: *t,
-            message: (*m).to_owned(),
+            message: (*m).into(),
         })
         .collect()
 }
@@ -128,7 +128,7 @@ fn reads_by_time_range_skip_blocks_outside_it() {
         let evs: Vec<NewEvent> = (0..10)
             .map(|i| NewEvent {
                 timestamp: batch * 1000 + i,
-                message: format!("event {batch}-{i}"),
+                message: format!("event {batch}-{i}").into(),
             })
             .collect();
         store.append("/g", "s", &evs).unwrap();
@@ -464,13 +464,11 @@ fn concurrent_writers_are_all_acknowledged_and_stored_once() {
             let store = store.clone();
             scope.spawn(move || {
                 for i in 0..50 {
-                    store
-                        .append(
-                            "/g",
-                            &format!("w{w}"),
-                            &events(&[(i, &format!("w{w}-{i}"))]),
-                        )
-                        .unwrap();
+                    let event = NewEvent {
+                        timestamp: i,
+                        message: format!("w{w}-{i}").into(),
+                    };
+                    store.append("/g", &format!("w{w}"), &[event]).unwrap();
                 }
             });
         }
@@ -582,9 +580,9 @@ proptest! {
         for (n, (stream, stamps)) in writes.iter().enumerate() {
             let mut stamps = stamps.clone();
             stamps.sort();
-            let evs: Vec<NewEvent> = stamps.iter().enumerate().map(|(i, t)| NewEvent { timestamp: *t, message: format!("{n}.{i}") }).collect();
+            let evs: Vec<NewEvent> = stamps.iter().enumerate().map(|(i, t)| NewEvent { timestamp: *t, message: format!("{n}.{i}").into() }).collect();
             store.append("/g", &format!("s{stream}"), &evs).unwrap();
-            reference.extend(evs.iter().map(|e| (e.timestamp, e.message.clone())));
+            reference.extend(evs.iter().map(|e| (e.timestamp, e.message.to_string())));
         }
         reference.sort_by_key(|e| e.0); // stable: write order breaks ties, as sequence does
         let reference: Vec<_> = reference.into_iter().filter(|e| start.is_none_or(|s| e.0 >= s)).collect();
