@@ -1007,8 +1007,10 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::error!(path = %active.segment.path.display(), error = %e, "write failed; the writes of this commit are refused");
-                    // Leave no partial block behind, and start a fresh segment next time.
+                    // Leave no partial block behind, and start a fresh segment next time;
+                    // this one is sealed so the sweeper can reclaim it like any other.
                     let _ = active.file.set_len(active.len);
+                    active.segment.sealed.store(true, Ordering::Release);
                     let path = active.segment.path.clone();
                     self.active.remove(&group_id);
                     for (job, _, _) in placed {
