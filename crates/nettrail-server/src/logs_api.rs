@@ -136,6 +136,9 @@ pub struct LogsApi {
     config: Arc<ServerConfig>,
 }
 
+/// Parses a request body. Members a request shape does not list (newer SDK members, and
+/// ones accepted but without effect here such as `unmask`, `interleaved` and
+/// `includeLinkedAccounts`) are ignored, and JSON `null` reads as absent.
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> ApiResult<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
@@ -240,8 +243,6 @@ struct DescribeLogGroupsRequest {
     log_group_name_pattern: Option<String>,
     next_token: Option<String>,
     limit: Option<i64>,
-    #[allow(dead_code)]
-    include_linked_accounts: Option<bool>,
     log_group_class: Option<String>,
     log_group_identifiers: Option<Vec<String>>,
 }
@@ -295,8 +296,6 @@ struct GetLogEventsRequest {
     next_token: Option<String>,
     limit: Option<i64>,
     start_from_head: Option<bool>,
-    #[allow(dead_code)]
-    unmask: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -311,10 +310,6 @@ struct FilterLogEventsRequest {
     filter_pattern: Option<String>,
     next_token: Option<String>,
     limit: Option<i64>,
-    #[allow(dead_code)]
-    interleaved: Option<bool>,
-    #[allow(dead_code)]
-    unmask: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -637,7 +632,8 @@ impl LogsApi {
         v.log_stream_name("logStreamName", stream);
     }
 
-    fn create_log_stream(&self, req: StreamRequest) -> ApiResult<Value> {
+    /// Validates a request that names one stream and returns (group, stream).
+    fn required_stream(req: &StreamRequest) -> ApiResult<(&str, &str)> {
         let mut v = Violations::new();
         v.required("logGroupName", &req.log_group_name);
         v.required("logStreamName", &req.log_stream_name);
@@ -647,28 +643,21 @@ impl LogsApi {
             req.log_stream_name.as_deref(),
         );
         v.finish()?;
-        self.store.create_stream(
+        Ok((
             req.log_group_name.as_deref().expect("validated"),
             req.log_stream_name.as_deref().expect("validated"),
-            now_ms(),
-        )?;
+        ))
+    }
+
+    fn create_log_stream(&self, req: StreamRequest) -> ApiResult<Value> {
+        let (group, stream) = Self::required_stream(&req)?;
+        self.store.create_stream(group, stream, now_ms())?;
         Ok(json!({}))
     }
 
     fn delete_log_stream(&self, req: StreamRequest) -> ApiResult<Value> {
-        let mut v = Violations::new();
-        v.required("logGroupName", &req.log_group_name);
-        v.required("logStreamName", &req.log_stream_name);
-        Self::stream_names(
-            &mut v,
-            req.log_group_name.as_deref(),
-            req.log_stream_name.as_deref(),
-        );
-        v.finish()?;
-        self.store.delete_stream(
-            req.log_group_name.as_deref().expect("validated"),
-            req.log_stream_name.as_deref().expect("validated"),
-        )?;
+        let (group, stream) = Self::required_stream(&req)?;
+        self.store.delete_stream(group, stream)?;
         Ok(json!({}))
     }
 
@@ -1333,7 +1322,6 @@ impl LogsApi {
     }
 }
 
-/// The subset of group names this module needs to pass around in tests.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -878,6 +878,23 @@ struct ActiveSegment {
     opened: Instant,
 }
 
+impl ActiveSegment {
+    /// Seals the segment if it is full or old enough; true when it did.
+    fn seal_if_due(&self, group_id: u64, config: &FileStoreConfig) -> bool {
+        if self.len < config.segment_max_bytes && self.opened.elapsed() < config.segment_max_age {
+            return false;
+        }
+        self.segment.sealed.store(true, Ordering::Release);
+        tracing::debug!(
+            group_id,
+            segment = self.id,
+            bytes = self.len,
+            "segment sealed"
+        );
+        true
+    }
+}
+
 impl Writer {
     fn new(inner: Arc<Inner>, next_seq: u64) -> Writer {
         Writer {
@@ -927,20 +944,9 @@ impl Writer {
     }
 
     fn seal_old_segments(&mut self) {
-        let max_age = self.inner.config.segment_max_age;
-        self.active.retain(|group_id, active| {
-            if active.opened.elapsed() < max_age {
-                return true;
-            }
-            active.segment.sealed.store(true, Ordering::Release);
-            tracing::debug!(
-                group_id,
-                segment = active.id,
-                bytes = active.len,
-                "idle segment sealed"
-            );
-            false
-        });
+        let config = &self.inner.config;
+        self.active
+            .retain(|group_id, active| !active.seal_if_due(*group_id, config));
     }
 
     fn drop_group(&mut self, id: u64, dir: &Path) {
@@ -1058,19 +1064,12 @@ impl Writer {
     /// The group's segment to append to, sealing and replacing a full or old one.
     fn active_segment(&mut self, group_id: u64) -> Result<&mut ActiveSegment> {
         let config = &self.inner.config;
-        if let Some(active) = self.active.get(&group_id) {
-            if active.len >= config.segment_max_bytes
-                || active.opened.elapsed() >= config.segment_max_age
-            {
-                active.segment.sealed.store(true, Ordering::Release);
-                tracing::debug!(
-                    group_id,
-                    segment = active.id,
-                    bytes = active.len,
-                    "segment sealed"
-                );
-                self.active.remove(&group_id);
-            }
+        if self
+            .active
+            .get(&group_id)
+            .is_some_and(|a| a.seal_if_due(group_id, config))
+        {
+            self.active.remove(&group_id);
         }
         if !self.active.contains_key(&group_id) {
             let dir = {
