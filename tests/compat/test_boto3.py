@@ -362,8 +362,14 @@ def test_filter_log_events_errors(logs):
         logs.filter_log_events(logGroupName="/g", logStreamNames=["s"], logStreamNamePrefix="s")
     assert error_of(e)[0] == "InvalidParameterException"
     with pytest.raises(ClientError) as e:
-        logs.filter_log_events(logGroupName="/g", filterPattern="ERROR")
-    assert error_of(e)[0] == "InvalidParameterException" and "filter" in error_of(e)[1].lower()
+        logs.filter_log_events(logGroupName="/g", filterPattern='{ $.eventType = "x"')
+    assert error_of(e) == (
+        "InvalidParameterException",
+        "Invalid filter pattern at character 20: If a filter pattern starts with '{' it must end with '}'",
+    )
+    with pytest.raises(ClientError) as e:
+        logs.filter_log_events(logGroupName="/g", filterPattern="%(ERROR|WARN)%")
+    assert "parentheses are not supported" in error_of(e)[1]
     assert logs.filter_log_events(logGroupName="/g", filterPattern="")["events"] == []
     with pytest.raises(ClientError) as e:
         logs.filter_log_events(logGroupName="/nope")

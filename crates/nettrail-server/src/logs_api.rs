@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use nettrail_pattern::FilterPattern;
 use nettrail_store::{
     policy_key, Direction, EventKey, GroupInfo, LogStore, Millis, NewEvent, NewGroup,
     ResourcePolicy, ScanRequest, StreamInfo, StreamSelector,
@@ -121,7 +122,6 @@ const KNOWN_OPERATIONS: &[&str] = &[
     "StartLiveTail",
     "StartQuery",
     "StopQuery",
-    "TestMetricFilter",
     "TestTransformer",
     "UpdateAnomaly",
     "UpdateDeliveryConfiguration",
@@ -129,6 +129,42 @@ const KNOWN_OPERATIONS: &[&str] = &[
     "UpdateLookupTable",
     "UpdateScheduledQuery",
 ];
+
+/// Compiles a filter pattern; an invalid one is an InvalidParameterException that says
+/// where and what is wrong.
+fn compile_pattern(pattern: &str) -> ApiResult<FilterPattern> {
+    FilterPattern::parse(pattern).map_err(|e| ApiError::InvalidParameter(e.to_string()))
+}
+
+/// TestMetricFilter: which messages match, numbered from 1 in the order given, with the
+/// values a space-delimited pattern extracts.
+fn test_metric_filter(req: TestMetricFilterRequest) -> ApiResult<Value> {
+    let mut v = Violations::new();
+    v.required("filterPattern", &req.filter_pattern);
+    v.required("logEventMessages", &req.log_event_messages);
+    v.length("filterPattern", req.filter_pattern.as_deref(), 0, 1024);
+    v.list_length("logEventMessages", req.log_event_messages.as_deref(), 1, 50);
+    for message in req.log_event_messages.iter().flatten() {
+        v.length("logEventMessages.member", Some(message), 1, usize::MAX);
+    }
+    v.finish()?;
+    let pattern = compile_pattern(req.filter_pattern.as_deref().expect("validated"))?;
+    let matches: Vec<Value> = req
+        .log_event_messages
+        .expect("validated")
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, message)| {
+            let extracted: Map<String, Value> = pattern
+                .extracted_values(&message)?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            Some(json!({ "eventNumber": i + 1, "eventMessage": message, "extractedValues": extracted }))
+        })
+        .collect();
+    Ok(json!({ "matches": matches }))
+}
 
 /// The operations, bound to a store and the server's identity (region, account).
 pub struct LogsApi {
@@ -314,6 +350,13 @@ struct FilterLogEventsRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct TestMetricFilterRequest {
+    filter_pattern: Option<String>,
+    log_event_messages: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PutRetentionPolicyRequest {
     log_group_name: Option<String>,
     retention_in_days: Option<i64>,
@@ -408,6 +451,7 @@ impl LogsApi {
             "PutResourcePolicy" => self.put_resource_policy(parse(body)?),
             "DescribeResourcePolicies" => self.describe_resource_policies(parse(body)?),
             "DeleteResourcePolicy" => self.delete_resource_policy(parse(body)?),
+            "TestMetricFilter" => test_metric_filter(parse(body)?),
             op if KNOWN_OPERATIONS.contains(&op) => Err(ApiError::UnknownOperation(format!(
                 "Operation {op} is not implemented by this nettrail server yet."
             ))),
@@ -959,16 +1003,7 @@ impl LogsApi {
             (None, Some(prefix)) => StreamSelector::Prefix(prefix),
             (None, None) => StreamSelector::All,
         };
-        if req
-            .filter_pattern
-            .as_deref()
-            .is_some_and(|p| !p.trim().is_empty())
-        {
-            return Err(ApiError::InvalidParameter(
-                "Filter patterns are not supported by this nettrail server yet; only an empty filterPattern is accepted."
-                    .into(),
-            ));
-        }
+        let pattern = compile_pattern(req.filter_pattern.as_deref().unwrap_or(""))?;
         let from = match &req.next_token {
             Some(token) => Some(decode_key(token, "e").ok_or_else(invalid_token)?),
             None => None,
@@ -989,6 +1024,9 @@ impl LogsApi {
         let mut bytes = 0usize;
         let mut more = false;
         self.store.scan(&scan, &mut |e| {
+            if !pattern.matches(e.message) {
+                return true;
+            }
             bytes += e.message.len() + EVENT_OVERHEAD_BYTES;
             if events.len() == limit || (!events.is_empty() && bytes > MAX_PAGE_BYTES) {
                 more = true;

@@ -1,0 +1,305 @@
+//! Space-delimited patterns (spec §6): `[ip, user, ..., status_code = 4*, bytes > 1000]`.
+
+use crate::value::{compare_text, parse_literal, Cursor, Literal, Op};
+use crate::PatternError;
+
+/// One slot of the pattern.
+#[derive(Debug, Clone)]
+pub(crate) enum Slot {
+    /// `...`: any number of fields, possibly none.
+    Ellipsis,
+    /// A named field, with its conditions if any.
+    Field {
+        name: String,
+        cond: Option<FieldExpr>,
+    },
+}
+
+/// Conditions within one slot; `&&` binds tighter than `||`.
+#[derive(Debug, Clone)]
+pub(crate) enum FieldExpr {
+    Or(Vec<FieldExpr>),
+    And(Vec<FieldExpr>),
+    Cmp(Op, Literal),
+}
+
+impl FieldExpr {
+    fn holds(&self, value: &str) -> bool {
+        match self {
+            FieldExpr::Or(parts) => parts.iter().any(|p| p.holds(value)),
+            FieldExpr::And(parts) => parts.iter().all(|p| p.holds(value)),
+            FieldExpr::Cmp(op, literal) => compare_text(*op, literal, value),
+        }
+    }
+}
+
+/// A compiled space-delimited pattern.
+#[derive(Debug, Clone)]
+pub struct DelimitedPattern {
+    pub(crate) slots: Vec<Slot>,
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
+}
+
+impl DelimitedPattern {
+    pub(crate) fn parse(text: &str, regexes: &mut usize) -> Result<DelimitedPattern, PatternError> {
+        let mut c = Cursor::new(text);
+        c.skip_blanks();
+        if !c.eat("[") {
+            return Err(c.error("a space-delimited pattern starts with '['"));
+        }
+        let mut slots = Vec::new();
+        loop {
+            c.skip_blanks();
+            if c.eat("]") {
+                break;
+            }
+            if c.at_end() {
+                return Err(c.error("expected ']' to close the pattern"));
+            }
+            let slot_start = c.pos;
+            if c.eat("...") {
+                if slots.iter().any(|s| matches!(s, Slot::Ellipsis)) {
+                    return Err(c.error_at(
+                        slot_start,
+                        "Duplicate field '...': a pattern can hold one ellipsis",
+                    ));
+                }
+                slots.push(Slot::Ellipsis);
+            } else {
+                let name = read_name(&mut c)?;
+                c.skip_blanks();
+                let cond = if matches!(c.peek(), Some('=' | '!' | '<' | '>')) {
+                    Some(parse_or(&mut c, &name, regexes)?)
+                } else {
+                    None
+                };
+                slots.push(Slot::Field { name, cond });
+            }
+            c.skip_blanks();
+            if c.eat(",") {
+                continue;
+            }
+            if c.eat("]") {
+                break;
+            }
+            return Err(c.error("expected ',' or ']'"));
+        }
+        c.skip_blanks();
+        if !c.at_end() {
+            return Err(c.error("unexpected text after the closing ']'"));
+        }
+        if slots.is_empty() {
+            return Err(c.error_at(0, "a space-delimited pattern needs at least one field"));
+        }
+        Ok(DelimitedPattern { slots })
+    }
+
+    /// The values bound to each named slot, in order, or `None` when the event does not
+    /// have the fields the pattern needs. Fields before `...` bind from the left, fields
+    /// after it from the right end; without `...` the last slot takes the rest of the line.
+    pub(crate) fn bind<'e>(
+        &self,
+        event: &'e str,
+        fields: &[EventField<'e>],
+    ) -> Option<Vec<&'e str>> {
+        let named = self
+            .slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Field { .. }))
+            .count();
+        if fields.len() < named {
+            return None;
+        }
+        match self.slots.iter().position(|s| matches!(s, Slot::Ellipsis)) {
+            Some(at) => {
+                let after = named - at;
+                let mut values: Vec<&str> = fields[..at].iter().map(|f| f.value).collect();
+                values.extend(fields[fields.len() - after..].iter().map(|f| f.value));
+                Some(values)
+            }
+            None => {
+                let mut values: Vec<&str> = fields[..named - 1].iter().map(|f| f.value).collect();
+                let last = &fields[named - 1];
+                values.push(if fields.len() == named {
+                    last.value
+                } else {
+                    event[last.start..].trim_end()
+                });
+                Some(values)
+            }
+        }
+    }
+
+    pub(crate) fn matches(&self, event: &str) -> bool {
+        let fields = split_fields(event);
+        let Some(values) = self.bind(event, &fields) else {
+            return false;
+        };
+        self.named()
+            .zip(values)
+            .all(|((_, cond), value)| cond.is_none_or(|c| c.holds(value)))
+    }
+
+    pub(crate) fn named(&self) -> impl Iterator<Item = (&str, Option<&FieldExpr>)> {
+        self.slots.iter().filter_map(|s| match s {
+            Slot::Field { name, cond } => Some((name.as_str(), cond.as_ref())),
+            Slot::Ellipsis => None,
+        })
+    }
+}
+
+fn read_name(c: &mut Cursor<'_>) -> Result<String, PatternError> {
+    let start = c.pos;
+    while c.peek().is_some_and(is_name_char) {
+        c.bump();
+    }
+    if c.pos == start {
+        return Err(c.error("expected a field name or '...'"));
+    }
+    Ok(c.text[start..c.pos].to_owned())
+}
+
+fn parse_or(
+    c: &mut Cursor<'_>,
+    name: &str,
+    regexes: &mut usize,
+) -> Result<FieldExpr, PatternError> {
+    let mut parts = vec![parse_and(c, name, regexes, true)?];
+    loop {
+        c.skip_blanks();
+        if !c.eat("||") {
+            break;
+        }
+        parts.push(parse_and(c, name, regexes, false)?);
+    }
+    Ok(if parts.len() == 1 {
+        parts.pop().expect("one")
+    } else {
+        FieldExpr::Or(parts)
+    })
+}
+
+fn parse_and(
+    c: &mut Cursor<'_>,
+    name: &str,
+    regexes: &mut usize,
+    first: bool,
+) -> Result<FieldExpr, PatternError> {
+    let mut parts = vec![parse_cmp(c, name, regexes, first)?];
+    loop {
+        c.skip_blanks();
+        if !c.eat("&&") {
+            break;
+        }
+        parts.push(parse_cmp(c, name, regexes, false)?);
+    }
+    Ok(if parts.len() == 1 {
+        parts.pop().expect("one")
+    } else {
+        FieldExpr::And(parts)
+    })
+}
+
+/// `[name] OP value`; the slot's name is already read for the first condition.
+fn parse_cmp(
+    c: &mut Cursor<'_>,
+    name: &str,
+    regexes: &mut usize,
+    first: bool,
+) -> Result<FieldExpr, PatternError> {
+    c.skip_blanks();
+    if !first {
+        let at = c.pos;
+        let other = read_name(c)?;
+        if other != name {
+            return Err(c.error_at(
+                at,
+                format!("a condition in the field '{name}' can only test '{name}', not '{other}'"),
+            ));
+        }
+        c.skip_blanks();
+    }
+    let Some(op) = Op::parse(c) else {
+        return Err(c.error("expected an operator (=, !=, <, <=, >, >=)"));
+    };
+    c.skip_blanks();
+    let (literal, is_regex) = parse_literal(c, op, &[",", "]", "&&", "||"])?;
+    if is_regex {
+        *regexes += 1;
+    }
+    Ok(FieldExpr::Cmp(op, literal))
+}
+
+/// One field of an event: its value (without enclosing `""` or `[]`) and where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventField<'e> {
+    pub(crate) value: &'e str,
+    pub(crate) start: usize,
+}
+
+/// Splits an event into fields at runs of blanks; `"…"` and `[…]` are single fields.
+pub(crate) fn split_fields(event: &str) -> Vec<EventField<'_>> {
+    let bytes = event.as_bytes();
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let close = match bytes[i] {
+            b'"' => Some(b'"'),
+            b'[' => Some(b']'),
+            _ => None,
+        };
+        match close.and_then(|close| memchr::memchr(close, &bytes[i + 1..]).map(|off| i + 1 + off))
+        {
+            Some(end) => {
+                fields.push(EventField {
+                    value: &event[i + 1..end],
+                    start,
+                });
+                i = end + 1;
+            }
+            None => {
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                fields.push(EventField {
+                    value: &event[start..i],
+                    start,
+                });
+            }
+        }
+    }
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_quoted_and_bracketed_fields() {
+        let e = r#"127.0.0.1 Prod frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 404 1534"#;
+        let values: Vec<&str> = split_fields(e).iter().map(|f| f.value).collect();
+        assert_eq!(
+            values,
+            [
+                "127.0.0.1",
+                "Prod",
+                "frank",
+                "10/Oct/2000:13:25:15 -0700",
+                "GET /index.html HTTP/1.0",
+                "404",
+                "1534"
+            ]
+        );
+        let tabs: Vec<&str> = split_fields("a\tb  c").iter().map(|f| f.value).collect();
+        assert_eq!(tabs, ["a", "b", "c"]);
+    }
+}

@@ -1,0 +1,243 @@
+//! The CloudWatch Logs filter pattern language.
+//!
+//! This crate owns parsing a filter pattern (with errors that name the position and what
+//! is wrong), matching events against it, and extracting metric values and dimensions.
+//! One syntax serves FilterLogEvents, metric filters, subscription filters and live tail.
+//! The rules it implements, with their sources and confidence, are in
+//! `shared/specs/filter-patterns.md`; the rule ids (T1, J5, S4, …) are cited in the code.
+//!
+//! A pattern's first non-blank character decides its kind (G3): `{` JSON, `[`
+//! space-delimited, `%…%` a regular expression, anything else terms.
+//!
+//! ```
+//! use nettrail_pattern::FilterPattern;
+//! let p = FilterPattern::parse(r#"{ $.connection-attempt-status = "successful" }"#).unwrap();
+//! assert!(p.matches(r#"{"connection-attempt-status": "successful"}"#));
+//! assert!(!p.matches("not json"));
+//! ```
+
+#![warn(missing_docs)]
+
+mod delimited;
+mod json;
+mod terms;
+mod value;
+
+use regex::bytes::Regex;
+
+/// Longest pattern accepted (G4).
+pub const MAX_PATTERN_CHARS: usize = 1024;
+/// Regular expressions allowed in one pattern (R5).
+pub const MAX_REGEXES: usize = 2;
+
+/// Why a pattern was rejected: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid filter pattern at character {position}: {message}")]
+pub struct PatternError {
+    /// 1-based character position in the pattern.
+    pub position: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The kind of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternKind {
+    /// The empty pattern: every event.
+    All,
+    /// Unstructured terms.
+    Terms,
+    /// A standalone `%regex%`.
+    Regex,
+    /// `{ … }`.
+    Json,
+    /// `[ … ]`.
+    Delimited,
+}
+
+#[derive(Debug, Clone)]
+enum Compiled {
+    All,
+    Terms(terms::TermPattern),
+    Regex(Regex),
+    Json(json::Expr),
+    Delimited(delimited::DelimitedPattern),
+}
+
+/// A parsed, compiled filter pattern.
+#[derive(Debug, Clone)]
+pub struct FilterPattern {
+    source: String,
+    compiled: Compiled,
+}
+
+/// A value extracted for a metric or a dimension.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Extracted {
+    /// A number (a numeric literal, a JSON number, or text that reads as a number).
+    Number(f64),
+    /// Any other text.
+    Text(String),
+}
+
+impl Extracted {
+    fn from_text(text: &str) -> Extracted {
+        match value::parse_number(text.trim()) {
+            Some(n) => Extracted::Number(n),
+            None => Extracted::Text(text.to_owned()),
+        }
+    }
+}
+
+impl FilterPattern {
+    /// Parses and compiles a pattern, or says where and why it is invalid.
+    pub fn parse(source: &str) -> Result<FilterPattern, PatternError> {
+        if source.chars().count() > MAX_PATTERN_CHARS {
+            return Err(PatternError {
+                position: MAX_PATTERN_CHARS + 1,
+                message: format!(
+                    "a filter pattern can be at most {MAX_PATTERN_CHARS} characters long"
+                ),
+            });
+        }
+        let trimmed = source.trim();
+        let compiled = if trimmed.is_empty() {
+            Compiled::All
+        } else if trimmed.starts_with('{') {
+            let mut quotas = json::Quotas::default();
+            let expr = json::parse(source, &mut quotas)?;
+            check_regexes(quotas.regexes)?;
+            Compiled::Json(expr)
+        } else if trimmed.starts_with('[') {
+            let mut regexes = 0;
+            let pattern = delimited::DelimitedPattern::parse(source, &mut regexes)?;
+            check_regexes(regexes)?;
+            Compiled::Delimited(pattern)
+        } else if trimmed.starts_with('%') {
+            let mut c = value::Cursor::new(source);
+            c.skip_blanks();
+            let re = c.regex()?;
+            c.skip_blanks();
+            if !c.at_end() {
+                return Err(c.error("unexpected text after the regular expression"));
+            }
+            Compiled::Regex(re)
+        } else {
+            Compiled::Terms(terms::TermPattern::parse(source)?)
+        };
+        Ok(FilterPattern {
+            source: source.to_owned(),
+            compiled,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> PatternKind {
+        match self.compiled {
+            Compiled::All => PatternKind::All,
+            Compiled::Terms(_) => PatternKind::Terms,
+            Compiled::Regex(_) => PatternKind::Regex,
+            Compiled::Json(_) => PatternKind::Json,
+            Compiled::Delimited(_) => PatternKind::Delimited,
+        }
+    }
+
+    /// Whether an event message matches.
+    pub fn matches(&self, event: &str) -> bool {
+        match &self.compiled {
+            Compiled::All => true,
+            Compiled::Terms(t) => t.matches(event),
+            Compiled::Regex(re) => re.is_match(event.as_bytes()),
+            Compiled::Json(expr) => json::matches(expr, event),
+            Compiled::Delimited(d) => d.matches(event),
+        }
+    }
+
+    /// For a matching event, the named fields of a space-delimited pattern as
+    /// TestMetricFilter reports them (`$name` → value); empty for other kinds (M3).
+    /// `None` when the event does not match.
+    pub fn extracted_values(&self, event: &str) -> Option<Vec<(String, String)>> {
+        if !self.matches(event) {
+            return None;
+        }
+        let Compiled::Delimited(d) = &self.compiled else {
+            return Some(Vec::new());
+        };
+        let fields = delimited::split_fields(event);
+        let values = d.bind(event, &fields)?;
+        Some(
+            d.named()
+                .zip(values)
+                .map(|((name, _), v)| (format!("${name}"), v.to_owned()))
+                .collect(),
+        )
+    }
+
+    /// The value a metric transformation's `metricValue` (or a dimension value) takes
+    /// for a matching event: a number literal, `$.path` for JSON patterns, `$name` or
+    /// `$N` (the N-th field, from 1) for space-delimited ones (M1, M2, S7). `None` when
+    /// the event does not match or the selector finds nothing.
+    pub fn metric_value(&self, selector: &str, event: &str) -> Option<Extracted> {
+        if !self.matches(event) {
+            return None;
+        }
+        let selector = selector.trim();
+        if let Some(n) = value::parse_number(selector) {
+            return Some(Extracted::Number(n));
+        }
+        match &self.compiled {
+            Compiled::Json(_) => {
+                let root = json::parse_event(event)?;
+                let expr = json::parse(
+                    &format!("{{ {selector} NOT EXISTS }}"),
+                    &mut json::Quotas::default(),
+                )
+                .ok()?;
+                let json::Expr::Cond(cond) = expr else {
+                    return None;
+                };
+                let mut nodes = Vec::new();
+                json::resolve(&cond.steps, &root, &mut nodes);
+                match nodes.first()? {
+                    serde_json::Value::Number(n) => n.as_f64().map(Extracted::Number),
+                    serde_json::Value::String(s) => Some(Extracted::from_text(s)),
+                    _ => None,
+                }
+            }
+            Compiled::Delimited(d) => {
+                let name = selector.strip_prefix('$')?;
+                let fields = delimited::split_fields(event);
+                if let Ok(n) = name.parse::<usize>() {
+                    return fields
+                        .get(n.checked_sub(1)?)
+                        .map(|f| Extracted::from_text(f.value));
+                }
+                let values = d.bind(event, &fields)?;
+                let at = d.named().position(|(field, _)| field == name)?;
+                Some(Extracted::from_text(values[at]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether metric dimensions may be used with this pattern (M2: JSON and
+    /// space-delimited only).
+    pub fn supports_dimensions(&self) -> bool {
+        matches!(self.compiled, Compiled::Json(_) | Compiled::Delimited(_))
+    }
+}
+
+fn check_regexes(count: usize) -> Result<(), PatternError> {
+    if count > MAX_REGEXES {
+        return Err(PatternError {
+            position: 1,
+            message: format!("a filter pattern can hold at most {MAX_REGEXES} regular expressions, this one has {count}"),
+        });
+    }
+    Ok(())
+}
