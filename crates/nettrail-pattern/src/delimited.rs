@@ -4,7 +4,7 @@ use crate::value::{compare_text, parse_literal, Cursor, Literal, Op};
 use crate::PatternError;
 
 /// One slot of the pattern.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Slot {
     /// `...`: any number of fields, possibly none.
     Ellipsis,
@@ -16,7 +16,7 @@ pub(crate) enum Slot {
 }
 
 /// Conditions within one slot; `&&` binds tighter than `||`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FieldExpr {
     Or(Vec<FieldExpr>),
     And(Vec<FieldExpr>),
@@ -34,9 +34,49 @@ impl FieldExpr {
 }
 
 /// A compiled space-delimited pattern.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DelimitedPattern {
     pub(crate) slots: Vec<Slot>,
+}
+
+impl FieldExpr {
+    fn write(&self, f: &mut std::fmt::Formatter<'_>, name: &str) -> std::fmt::Result {
+        let join =
+            |f: &mut std::fmt::Formatter<'_>, parts: &[FieldExpr], sep: &str| -> std::fmt::Result {
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(sep)?;
+                    }
+                    part.write(f, name)?;
+                }
+                Ok(())
+            };
+        match self {
+            FieldExpr::Or(parts) => join(f, parts, " || "),
+            FieldExpr::And(parts) => join(f, parts, " && "),
+            FieldExpr::Cmp(op, literal) => write!(f, "{name} {} {literal}", op.as_str()),
+        }
+    }
+}
+
+impl std::fmt::Display for DelimitedPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match slot {
+                Slot::Ellipsis => f.write_str("...")?,
+                Slot::Field { name, cond: None } => f.write_str(name)?,
+                Slot::Field {
+                    name,
+                    cond: Some(cond),
+                } => cond.write(f, name)?,
+            }
+        }
+        f.write_str("]")
+    }
 }
 
 fn is_name_char(c: char) -> bool {

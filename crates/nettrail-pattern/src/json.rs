@@ -10,7 +10,7 @@ const MAX_WILDCARDS_PER_SELECTOR: usize = 1;
 const MAX_WILDCARDS_PER_PATTERN: usize = 3;
 
 /// A boolean expression over conditions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     /// Any holds.
     Or(Vec<Expr>),
@@ -21,7 +21,7 @@ pub enum Expr {
 }
 
 /// `selector test`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     pub(crate) steps: Vec<Step>,
     pub(crate) test: Test,
@@ -35,13 +35,65 @@ pub(crate) enum Step {
     AnyKey,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Test {
     Cmp(Op, Literal),
     IsNull,
     IsTrue,
     IsFalse,
     NotExists,
+}
+
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Compound children are always parenthesized, so the printed form parses back
+        // to the same tree.
+        let join =
+            |f: &mut std::fmt::Formatter<'_>, parts: &[Expr], sep: &str| -> std::fmt::Result {
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(sep)?;
+                    }
+                    match part {
+                        Expr::Cond(_) => write!(f, "{part}")?,
+                        _ => write!(f, "({part})")?,
+                    }
+                }
+                Ok(())
+            };
+        match self {
+            Expr::Or(parts) => join(f, parts, " || "),
+            Expr::And(parts) => join(f, parts, " && "),
+            Expr::Cond(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("$")?;
+        for step in &self.steps {
+            match step {
+                Step::Key(k)
+                    if !k.is_empty()
+                        && k.chars().all(|c| c.is_alphanumeric() || "_-@".contains(c)) =>
+                {
+                    write!(f, ".{k}")?
+                }
+                Step::Key(k) => write!(f, ".['{k}']")?,
+                Step::Index(i) => write!(f, "[{i}]")?,
+                Step::AnyIndex => f.write_str("[*]")?,
+                Step::AnyKey => f.write_str(".*")?,
+            }
+        }
+        match &self.test {
+            Test::Cmp(op, literal) => write!(f, " {} {literal}", op.as_str()),
+            Test::IsNull => f.write_str(" IS NULL"),
+            Test::IsTrue => f.write_str(" IS TRUE"),
+            Test::IsFalse => f.write_str(" IS FALSE"),
+            Test::NotExists => f.write_str(" NOT EXISTS"),
+        }
+    }
 }
 
 /// Counts kept while parsing, for the quotas.

@@ -64,7 +64,22 @@ enum Compiled {
     Delimited(delimited::DelimitedPattern),
 }
 
-/// A parsed, compiled filter pattern.
+impl PartialEq for Compiled {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Compiled::All, Compiled::All) => true,
+            (Compiled::Terms(a), Compiled::Terms(b)) => a == b,
+            (Compiled::Regex(a), Compiled::Regex(b)) => a.as_str() == b.as_str(),
+            (Compiled::Json(a), Compiled::Json(b)) => a == b,
+            (Compiled::Delimited(a), Compiled::Delimited(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A parsed, compiled filter pattern. Two patterns are equal when they parse to the same
+/// syntax tree, however they were written; `Display` prints the canonical form, which
+/// parses back to an equal pattern.
 #[derive(Debug, Clone)]
 pub struct FilterPattern {
     source: String,
@@ -85,6 +100,24 @@ impl Extracted {
         match value::parse_number(text.trim()) {
             Some(n) => Extracted::Number(n),
             None => Extracted::Text(text.to_owned()),
+        }
+    }
+}
+
+impl PartialEq for FilterPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.compiled == other.compiled
+    }
+}
+
+impl std::fmt::Display for FilterPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.compiled {
+            Compiled::All => Ok(()),
+            Compiled::Terms(t) => write!(f, "{t}"),
+            Compiled::Regex(re) => write!(f, "%{}%", re.as_str()),
+            Compiled::Json(expr) => write!(f, "{{ {expr} }}"),
+            Compiled::Delimited(d) => write!(f, "{d}"),
         }
     }
 }

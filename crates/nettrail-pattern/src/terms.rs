@@ -27,10 +27,34 @@ enum TermKind {
 /// A compiled term pattern.
 #[derive(Debug, Clone)]
 pub struct TermPattern {
+    terms: Vec<Term>,
     required: Vec<Finder<'static>>,
     excluded: Vec<Finder<'static>>,
     /// Non-empty only when every term is optional (T5); otherwise `?` terms are ignored (T6).
     any_of: Vec<Finder<'static>>,
+}
+
+impl PartialEq for TermPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.terms == other.terms
+    }
+}
+
+impl std::fmt::Display for TermPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, term) in self.terms.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            match term.kind {
+                TermKind::Required => {}
+                TermKind::Optional => f.write_str("?")?,
+                TermKind::Excluded => f.write_str("-")?,
+            }
+            crate::value::write_quoted(f, &term.text)?;
+        }
+        Ok(())
+    }
 }
 
 fn finder(text: &str) -> Finder<'static> {
@@ -96,6 +120,7 @@ impl TermPattern {
             required: of(TermKind::Required),
             excluded: of(TermKind::Excluded),
             any_of,
+            terms,
         }
     }
 

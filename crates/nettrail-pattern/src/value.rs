@@ -195,6 +195,45 @@ pub(crate) enum Literal {
     Regex(Regex),
 }
 
+impl PartialEq for Literal {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Literal::Str(a), Literal::Str(b)) => a == b,
+            (Literal::Num { value: a, .. }, Literal::Num { value: b, .. }) => a == b,
+            (Literal::Regex(a), Literal::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+/// Writes `text` as a `"…"` string with `\"` and `\\` escaped.
+pub(crate) fn write_quoted(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::fmt::Result {
+    f.write_str("\"")?;
+    for ch in text.chars() {
+        if ch == '"' || ch == '\\' {
+            f.write_str("\\")?;
+        }
+        write!(f, "{ch}")?;
+    }
+    f.write_str("\"")
+}
+
+impl std::fmt::Display for Literal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Literal::Num { text, .. } => f.write_str(text),
+            Literal::Regex(re) => write!(f, "%{}%", re.as_str()),
+            Literal::Str(m) => match m {
+                StrMatch::Any => write_quoted(f, "*"),
+                StrMatch::Exact(t) => write_quoted(f, t),
+                StrMatch::Prefix(t) => write_quoted(f, &format!("{t}*")),
+                StrMatch::Suffix(t) => write_quoted(f, &format!("*{t}")),
+                StrMatch::Contains(t) => write_quoted(f, &format!("*{t}*")),
+            },
+        }
+    }
+}
+
 /// Comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
