@@ -183,6 +183,27 @@ impl DelimitedPattern {
             .all(|((_, cond), value)| cond.is_none_or(|c| c.holds(value)))
     }
 
+    /// Literals every matching event contains: the strings that `=` conditions (not
+    /// under `||`) require of a field. Field values are slices of the event, so these
+    /// hold for the raw text.
+    pub(crate) fn required_literals(&self, out: &mut Vec<String>) {
+        fn walk(expr: &FieldExpr, out: &mut Vec<String>) {
+            match expr {
+                FieldExpr::Or(_) => {}
+                FieldExpr::And(parts) => parts.iter().for_each(|p| walk(p, out)),
+                FieldExpr::Cmp(Op::Eq, Literal::Str(m)) => {
+                    out.extend(m.required_text().map(str::to_owned))
+                }
+                FieldExpr::Cmp(..) => {}
+            }
+        }
+        for (_, cond) in self.named() {
+            if let Some(cond) = cond {
+                walk(cond, out);
+            }
+        }
+    }
+
     pub(crate) fn named(&self) -> impl Iterator<Item = (&str, Option<&FieldExpr>)> {
         self.slots.iter().filter_map(|s| match s {
             Slot::Field { name, cond } => Some((name.as_str(), cond.as_ref())),

@@ -289,6 +289,31 @@ fn parse_bracket(c: &mut Cursor<'_>) -> Result<Step, PatternError> {
     Ok(step)
 }
 
+/// Literals every matching event contains, as written in its JSON text when the text
+/// has no escapes: the keys a condition walks through and the string a `=` compares
+/// with. Only conditions that every match must satisfy (not under `||`) contribute.
+pub(crate) fn required_literals(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::Or(_) => {}
+        Expr::And(parts) => parts.iter().for_each(|p| required_literals(p, out)),
+        Expr::Cond(cond) => {
+            if matches!(cond.test, Test::NotExists) {
+                return;
+            }
+            for step in &cond.steps {
+                if let Step::Key(k) = step {
+                    out.push(format!("\"{k}\""));
+                }
+            }
+            if let Test::Cmp(Op::Eq, Literal::Str(m)) = &cond.test {
+                if let Some(text) = m.required_text() {
+                    out.push(text.to_owned());
+                }
+            }
+        }
+    }
+}
+
 /// Whether a JSON event matches. Events that are not a JSON object never match.
 pub(crate) fn matches(expr: &Expr, event: &str) -> bool {
     match parse_event(event) {

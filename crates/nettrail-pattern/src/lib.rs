@@ -18,6 +18,8 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+pub mod corpus;
 mod delimited;
 mod json;
 mod terms;
@@ -84,6 +86,44 @@ impl PartialEq for Compiled {
 pub struct FilterPattern {
     source: String,
     compiled: Compiled,
+    prefilter: Prefilter,
+}
+
+/// A cheap test that rules out most non-matching events before the full match: literals
+/// every matching event must contain, found with memchr's SIMD substring search.
+#[derive(Debug, Clone, Default)]
+struct Prefilter {
+    finders: Vec<memchr::memmem::Finder<'static>>,
+    /// JSON literals are only trusted in text without backslashes, since an escape
+    /// (`\u0041`) can spell the same string differently.
+    unless_escaped: bool,
+}
+
+impl Prefilter {
+    fn new(mut literals: Vec<String>, unless_escaped: bool) -> Prefilter {
+        // Longest first: the rarest literal usually rejects soonest.
+        literals.sort_by_key(|l| std::cmp::Reverse(l.len()));
+        literals.dedup();
+        Prefilter {
+            finders: literals
+                .iter()
+                .map(|l| memchr::memmem::Finder::new(l.as_bytes()).into_owned())
+                .collect(),
+            unless_escaped,
+        }
+    }
+
+    /// True when the event certainly does not match.
+    fn rejects(&self, event: &str) -> bool {
+        if self.finders.is_empty()
+            || (self.unless_escaped && memchr::memchr(b'\\', event.as_bytes()).is_some())
+        {
+            return false;
+        }
+        self.finders
+            .iter()
+            .any(|f| f.find(event.as_bytes()).is_none())
+    }
 }
 
 /// A value extracted for a metric or a dimension.
@@ -158,9 +198,24 @@ impl FilterPattern {
         } else {
             Compiled::Terms(terms::TermPattern::parse(source)?)
         };
+        let prefilter = match &compiled {
+            Compiled::Json(expr) => {
+                let mut literals = Vec::new();
+                json::required_literals(expr, &mut literals);
+                Prefilter::new(literals, true)
+            }
+            Compiled::Delimited(d) => {
+                let mut literals = Vec::new();
+                d.required_literals(&mut literals);
+                Prefilter::new(literals, false)
+            }
+            // Terms are substring tests already; a regex engine has its own prefilter.
+            _ => Prefilter::default(),
+        };
         Ok(FilterPattern {
             source: source.to_owned(),
             compiled,
+            prefilter,
         })
     }
 
@@ -182,6 +237,9 @@ impl FilterPattern {
 
     /// Whether an event message matches.
     pub fn matches(&self, event: &str) -> bool {
+        if self.prefilter.rejects(event) {
+            return false;
+        }
         match &self.compiled {
             Compiled::All => true,
             Compiled::Terms(t) => t.matches(event),
@@ -273,4 +331,27 @@ fn check_regexes(count: usize) -> Result<(), PatternError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prefilter_never_hides_a_match_spelled_with_escapes() {
+        let p = FilterPattern::parse(r#"{ $.name = "José" && $.city = "a/b" }"#).unwrap();
+        assert!(p.matches(r#"{"name": "José", "city": "a/b"}"#));
+        assert!(p.matches(r#"{"n\u0061me": "Jos\u00e9", "city": "a\/b"}"#));
+        assert!(!p.matches(r#"{"name": "Jose", "city": "a/b"}"#));
+    }
+
+    #[test]
+    fn the_prefilter_only_uses_literals_every_match_needs() {
+        let p = FilterPattern::parse(r#"{ $.a = "x" || $.b = "y" }"#).unwrap();
+        assert!(p.matches(r#"{"b": "y"}"#));
+        let p = FilterPattern::parse("[w1 = ERROR || w1 = WARN, w2]").unwrap();
+        assert!(p.matches("WARN message"));
+        let p = FilterPattern::parse("[a, b = *html*, c]").unwrap();
+        assert!(p.matches("x index.html y") && !p.matches("x index.htm y"));
+    }
 }

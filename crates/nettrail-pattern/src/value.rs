@@ -173,6 +173,17 @@ impl StrMatch {
         }
     }
 
+    /// Text every matching value contains, if any.
+    pub(crate) fn required_text(&self) -> Option<&str> {
+        match self {
+            StrMatch::Any => None,
+            StrMatch::Exact(t)
+            | StrMatch::Prefix(t)
+            | StrMatch::Suffix(t)
+            | StrMatch::Contains(t) => (!t.is_empty()).then_some(t.as_str()),
+        }
+    }
+
     pub(crate) fn matches(&self, s: &str) -> bool {
         match self {
             StrMatch::Any => true,
