@@ -384,7 +384,7 @@ fn holds(test: &Test, nodes: &[&Value]) -> bool {
     }
 }
 
-fn compare_number(op: Op, literal: &Literal, num: &serde_json::Number) -> bool {
+pub(crate) fn compare_number(op: Op, literal: &Literal, num: &serde_json::Number) -> bool {
     match literal {
         Literal::Num { value, .. } => num
             .as_f64()

@@ -22,6 +22,7 @@
 pub mod corpus;
 mod delimited;
 mod json;
+mod lazy;
 mod terms;
 mod value;
 
@@ -87,6 +88,8 @@ pub struct FilterPattern {
     source: String,
     compiled: Compiled,
     prefilter: Prefilter,
+    /// A JSON pattern without wildcard selectors is decided by the lazy scanner.
+    lazy_json: bool,
 }
 
 /// A cheap test that rules out most non-matching events before the full match: literals
@@ -212,10 +215,12 @@ impl FilterPattern {
             // Terms are substring tests already; a regex engine has its own prefilter.
             _ => Prefilter::default(),
         };
+        let lazy_json = matches!(&compiled, Compiled::Json(expr) if lazy::supported(expr));
         Ok(FilterPattern {
             source: source.to_owned(),
             compiled,
             prefilter,
+            lazy_json,
         })
     }
 
@@ -244,6 +249,7 @@ impl FilterPattern {
             Compiled::All => true,
             Compiled::Terms(t) => t.matches(event),
             Compiled::Regex(re) => re.is_match(event.as_bytes()),
+            Compiled::Json(expr) if self.lazy_json => lazy::matches(expr, event),
             Compiled::Json(expr) => json::matches(expr, event),
             Compiled::Delimited(d) => d.matches(event),
         }
