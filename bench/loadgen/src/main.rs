@@ -39,6 +39,9 @@ struct Args {
     /// PID of the server, to read its CPU time and peak RSS.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Log group to write to (created if missing); default a fresh one per run.
+    #[arg(long)]
+    log_group: Option<String>,
     /// A label for the output.
     #[arg(long, default_value = "server")]
     label: String,
@@ -104,7 +107,8 @@ impl Target {
         let body = Bytes::from(body.to_string());
         let hash = nettrail_sigv4::sha256_hex(&body);
         let (status, response) = self.call(operation, body, &hash).await?;
-        if status != 200 {
+        let exists = String::from_utf8_lossy(&response).contains("ResourceAlreadyExistsException");
+        if status != 200 && !exists {
             bail!(
                 "{operation} failed with {status}: {}",
                 String::from_utf8_lossy(&response)
@@ -228,7 +232,10 @@ async fn main() -> Result<()> {
             session_token: None,
         },
     });
-    let group = format!("/bench/put-{}", std::process::id());
+    let group = args
+        .log_group
+        .clone()
+        .unwrap_or_else(|| format!("/bench/put-{}", std::process::id()));
     target
         .call_json(
             "CreateLogGroup",

@@ -37,6 +37,10 @@ impl FieldExpr {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelimitedPattern {
     pub(crate) slots: Vec<Slot>,
+    /// How many slots are named fields (derived from `slots` once, at parse time).
+    named: usize,
+    /// Index of the `...` slot, if any.
+    ellipsis: Option<usize>,
 }
 
 impl FieldExpr {
@@ -134,53 +138,79 @@ impl DelimitedPattern {
         if slots.is_empty() {
             return Err(c.error_at(0, "a space-delimited pattern needs at least one field"));
         }
-        Ok(DelimitedPattern { slots })
+        let named = slots
+            .iter()
+            .filter(|s| matches!(s, Slot::Field { .. }))
+            .count();
+        let ellipsis = slots.iter().position(|s| matches!(s, Slot::Ellipsis));
+        Ok(DelimitedPattern {
+            slots,
+            named,
+            ellipsis,
+        })
+    }
+
+    /// Which event field the `j`-th named slot takes, given `fields` event fields (at
+    /// least as many as named slots). Fields before `...` bind from the left, fields after
+    /// it from the right end (S3); without `...`, the last slot takes the rest of the line
+    /// when the event has more fields than the pattern (S4).
+    fn binding(&self, j: usize, fields: usize) -> Binding {
+        let named = self.named;
+        match self.ellipsis {
+            Some(at) if j >= at => Binding::Field(fields - (named - j)),
+            Some(_) => Binding::Field(j),
+            None if j + 1 == named && fields > named => Binding::RestFrom(j),
+            None => Binding::Field(j),
+        }
     }
 
     /// The values bound to each named slot, in order, or `None` when the event does not
-    /// have the fields the pattern needs. Fields before `...` bind from the left, fields
-    /// after it from the right end; without `...` the last slot takes the rest of the line.
+    /// have the fields the pattern needs.
     pub(crate) fn bind<'e>(
         &self,
         event: &'e str,
         fields: &[EventField<'e>],
     ) -> Option<Vec<&'e str>> {
-        let named = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Field { .. }))
-            .count();
-        if fields.len() < named {
+        if fields.len() < self.named {
             return None;
         }
-        match self.slots.iter().position(|s| matches!(s, Slot::Ellipsis)) {
-            Some(at) => {
-                let after = named - at;
-                let mut values: Vec<&str> = fields[..at].iter().map(|f| f.value).collect();
-                values.extend(fields[fields.len() - after..].iter().map(|f| f.value));
-                Some(values)
-            }
-            None => {
-                let mut values: Vec<&str> = fields[..named - 1].iter().map(|f| f.value).collect();
-                let last = &fields[named - 1];
-                values.push(if fields.len() == named {
-                    last.value
-                } else {
-                    event[last.start..].trim_end()
-                });
-                Some(values)
-            }
-        }
+        let values = (0..self.named)
+            .map(|j| match self.binding(j, fields.len()) {
+                Binding::Field(i) => fields[i].value,
+                Binding::RestFrom(i) => event[fields[i].start..].trim_end(),
+            })
+            .collect();
+        Some(values)
     }
 
     pub(crate) fn matches(&self, event: &str) -> bool {
-        let fields = split_fields(event);
-        let Some(values) = self.bind(event, &fields) else {
-            return false;
-        };
-        self.named()
-            .zip(values)
-            .all(|((_, cond), value)| cond.is_none_or(|c| c.holds(value)))
+        // The hot path: field offsets go into a per-thread buffer that is reused, so
+        // matching allocates nothing once the buffer has grown to the widest event.
+        thread_local! {
+            static SPANS: std::cell::RefCell<Vec<Span>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SPANS.with(|cell| {
+            let mut spans = cell.borrow_mut();
+            spans.clear();
+            for_each_field(event, |value_start, value_end, start| {
+                spans.push(Span {
+                    value_start,
+                    value_end,
+                    start,
+                })
+            });
+            if spans.len() < self.named {
+                return false;
+            }
+            self.named().enumerate().all(|(j, (_, cond))| {
+                let Some(cond) = cond else { return true };
+                let value = match self.binding(j, spans.len()) {
+                    Binding::Field(i) => spans[i].value(event),
+                    Binding::RestFrom(i) => event[spans[i].start..].trim_end(),
+                };
+                cond.holds(value)
+            })
+        })
     }
 
     /// Literals every matching event contains: the strings that `=` conditions (not
@@ -301,10 +331,43 @@ pub(crate) struct EventField<'e> {
     pub(crate) start: usize,
 }
 
+/// Which part of the event a named slot takes.
+enum Binding {
+    /// The value of the i-th field.
+    Field(usize),
+    /// The raw text from the start of the i-th field to the end of the line.
+    RestFrom(usize),
+}
+
+/// Where one field of an event lies: its value (inside any `""`/`[]`) and its start.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    value_start: usize,
+    value_end: usize,
+    start: usize,
+}
+
+impl Span {
+    fn value<'e>(&self, event: &'e str) -> &'e str {
+        &event[self.value_start..self.value_end]
+    }
+}
+
 /// Splits an event into fields at runs of blanks; `"…"` and `[…]` are single fields.
 pub(crate) fn split_fields(event: &str) -> Vec<EventField<'_>> {
-    let bytes = event.as_bytes();
     let mut fields = Vec::new();
+    for_each_field(event, |value_start, value_end, start| {
+        fields.push(EventField {
+            value: &event[value_start..value_end],
+            start,
+        })
+    });
+    fields
+}
+
+/// Calls `f(value_start, value_end, start)` for each field of the event.
+fn for_each_field(event: &str, mut f: impl FnMut(usize, usize, usize)) {
+    let bytes = event.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i].is_ascii_whitespace() {
@@ -320,24 +383,17 @@ pub(crate) fn split_fields(event: &str) -> Vec<EventField<'_>> {
         match close.and_then(|close| memchr::memchr(close, &bytes[i + 1..]).map(|off| i + 1 + off))
         {
             Some(end) => {
-                fields.push(EventField {
-                    value: &event[i + 1..end],
-                    start,
-                });
+                f(i + 1, end, start);
                 i = end + 1;
             }
             None => {
                 while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
                     i += 1;
                 }
-                fields.push(EventField {
-                    value: &event[start..i],
-                    start,
-                });
+                f(start, i, start);
             }
         }
     }
-    fields
 }
 
 #[cfg(test)]

@@ -23,10 +23,13 @@ pub mod corpus;
 mod delimited;
 mod json;
 mod lazy;
+mod metric;
 mod terms;
 mod value;
 
 use regex::bytes::Regex;
+
+pub use metric::{MetricSample, MetricTransformation, MAX_DIMENSIONS};
 
 /// Longest pattern accepted (G4).
 pub const MAX_PATTERN_CHARS: usize = 1024;
@@ -320,6 +323,15 @@ impl FilterPattern {
             }
             _ => None,
         }
+    }
+
+    /// The field names of a space-delimited pattern, in order (empty for other kinds).
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        let named: Vec<&str> = match &self.compiled {
+            Compiled::Delimited(d) => d.named().map(|(name, _)| name).collect(),
+            _ => Vec::new(),
+        };
+        named.into_iter()
     }
 
     /// Whether metric dimensions may be used with this pattern (M2: JSON and

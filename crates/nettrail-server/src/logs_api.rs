@@ -1023,7 +1023,7 @@ impl LogsApi {
         let mut last: Option<EventKey> = None;
         let mut bytes = 0usize;
         let mut more = false;
-        self.store.scan(&scan, &mut |e| {
+        let stats = self.store.scan(&scan, &mut |e| {
             if !pattern.matches(e.message) {
                 return true;
             }
@@ -1042,6 +1042,15 @@ impl LogsApi {
             last = Some(e.key);
             true
         })?;
+        tracing::debug!(
+            group = %scan.group,
+            pattern = pattern.as_str(),
+            blocks_total = stats.blocks_total,
+            blocks_read = stats.blocks_read,
+            bytes_decompressed = stats.bytes_decompressed,
+            events = events.len(),
+            "filter log events scanned"
+        );
         // AWS stopped reporting searched streams in 2020 and returns an empty list.
         let mut out = json!({ "events": events, "searchedLogStreams": [] });
         if more {
