@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use nettrail_pattern::FilterPattern;
 use nettrail_store::{
-    policy_key, Direction, EventKey, GroupInfo, LogStore, Millis, NewEvent, NewGroup,
-    ResourcePolicy, ScanRequest, StreamInfo, StreamSelector,
+    policy_key, Direction, EventKey, GroupInfo, LogStore, Millis, NewEvent, NewGroup, PageLimit,
+    ResourcePolicy, ScanRequest, ScannedEvent, StreamInfo, StreamSelector,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -25,6 +25,47 @@ pub const MAX_BATCH_BYTES: usize = 1_048_576;
 pub const EVENT_OVERHEAD_BYTES: usize = 26;
 /// A page of events is at most this many bytes, counted as for PutLogEvents.
 const MAX_PAGE_BYTES: usize = 1_048_576;
+
+/// What the store may hold for one response page of at most `limit` events.
+fn response_page_limit(limit: usize) -> PageLimit {
+    PageLimit {
+        max_events: limit,
+        max_bytes: MAX_PAGE_BYTES,
+        overhead_per_event: EVENT_OVERHEAD_BYTES,
+    }
+}
+
+/// Cuts a page (ascending) to what fits in [`MAX_PAGE_BYTES`], keeping the events
+/// nearest where the read started (the oldest forward, the newest backward) and always
+/// at least one. The store fills a page until it reaches the byte limit, so it may hold
+/// one event more than fits. Returns whether anything was cut.
+fn trim_to_response_bytes(
+    mut events: Vec<ScannedEvent>,
+    direction: Direction,
+) -> (Vec<ScannedEvent>, bool) {
+    let cost = |e: &ScannedEvent| e.message.len() + EVENT_OVERHEAD_BYTES;
+    let mut total = 0usize;
+    let mut keep = 0usize;
+    let in_read_order: Box<dyn Iterator<Item = &ScannedEvent>> = match direction {
+        Direction::Forward => Box::new(events.iter()),
+        Direction::Backward => Box::new(events.iter().rev()),
+    };
+    for event in in_read_order {
+        total += cost(event);
+        if keep > 0 && total > MAX_PAGE_BYTES {
+            break;
+        }
+        keep += 1;
+    }
+    let trimmed = keep < events.len();
+    match direction {
+        Direction::Forward => events.truncate(keep),
+        Direction::Backward => {
+            events.drain(..events.len() - keep);
+        }
+    }
+    (events, trimmed)
+}
 /// Account-level resource policies allowed per region.
 const MAX_ACCOUNT_POLICIES: usize = 10;
 /// Characters allowed in an account-level policy document.
@@ -933,28 +974,16 @@ impl LogsApi {
             from,
             direction,
         };
-        let mut events: Vec<(EventKey, Value)> = Vec::new();
-        let mut bytes = 0usize;
-        self.store.scan(&scan, &mut |e| {
-            bytes += e.message.len() + EVENT_OVERHEAD_BYTES;
-            if !events.is_empty() && bytes > MAX_PAGE_BYTES {
-                return false;
-            }
-            events.push((
-                e.key,
-                json!({ "timestamp": e.key.timestamp, "message": e.message, "ingestionTime": e.ingestion_time }),
-            ));
-            events.len() < limit
-        })?;
-        if direction == Direction::Backward {
-            events.reverse();
-        }
+        let page = self
+            .store
+            .scan(&scan, &|_| true, response_page_limit(limit))?;
+        let (events, _) = trim_to_response_bytes(page.events, direction);
         let lower = EventKey {
             timestamp: req.start_time.unwrap_or(0),
             seq: 0,
         };
         let (forward, backward) = match (events.first(), events.last()) {
-            (Some((first, _)), Some((last, _))) => (*last, *first),
+            (Some(first), Some(last)) => (last.key, first.key),
             _ => match (direction, from) {
                 (Direction::Forward, Some(k)) => (k, succ(k)),
                 (Direction::Backward, Some(k)) => (pred(k), k),
@@ -968,7 +997,10 @@ impl LogsApi {
                 }
             },
         };
-        let events: Vec<Value> = events.into_iter().map(|(_, e)| e).collect();
+        let events: Vec<Value> = events
+            .into_iter()
+            .map(|e| json!({ "timestamp": e.key.timestamp, "message": e.message, "ingestionTime": e.ingestion_time }))
+            .collect();
         Ok(json!({
             "events": events,
             "nextForwardToken": encode_key("f", forward),
@@ -1019,29 +1051,29 @@ impl LogsApi {
             from,
             direction: Direction::Forward,
         };
-        let mut events: Vec<Value> = Vec::new();
-        let mut last: Option<EventKey> = None;
-        let mut bytes = 0usize;
-        let mut more = false;
-        let stats = self.store.scan(&scan, &mut |e| {
-            if !pattern.matches(e.message) {
-                return true;
-            }
-            bytes += e.message.len() + EVENT_OVERHEAD_BYTES;
-            if events.len() == limit || (!events.is_empty() && bytes > MAX_PAGE_BYTES) {
-                more = true;
-                return false;
-            }
-            events.push(json!({
-                "logStreamName": e.stream,
-                "timestamp": e.key.timestamp,
-                "message": e.message,
-                "ingestionTime": e.ingestion_time,
-                "eventId": event_id(e.key, e.ingestion_time),
-            }));
-            last = Some(e.key);
-            true
-        })?;
+        let page = self.store.scan(
+            &scan,
+            &|message| pattern.matches(message),
+            response_page_limit(limit),
+        )?;
+        let stats = page.stats;
+        let (events, trimmed) = trim_to_response_bytes(page.events, Direction::Forward);
+        let next_token = match events.last() {
+            Some(last) if page.more || trimmed => Some(encode_key("e", last.key)),
+            _ => None,
+        };
+        let events: Vec<Value> = events
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "logStreamName": &*e.stream,
+                    "timestamp": e.key.timestamp,
+                    "message": e.message,
+                    "ingestionTime": e.ingestion_time,
+                    "eventId": event_id(e.key, e.ingestion_time),
+                })
+            })
+            .collect();
         tracing::debug!(
             group = %scan.group,
             pattern = pattern.as_str(),
@@ -1053,8 +1085,8 @@ impl LogsApi {
         );
         // AWS stopped reporting searched streams in 2020 and returns an empty list.
         let mut out = json!({ "events": events, "searchedLogStreams": [] });
-        if more {
-            out["nextToken"] = encode_key("e", last.expect("more implies a full page")).into();
+        if let Some(token) = next_token {
+            out["nextToken"] = token.into();
         }
         Ok(out)
     }

@@ -31,8 +31,8 @@ use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, Journal, MetaRecord};
 use crate::scan::{self, ScanBlock};
 use crate::{
-    AppendAck, EventRef, GroupInfo, LogStore, Millis, NewEvent, NewGroup, ResourcePolicy,
-    ScanRequest, ScanStats, StreamInfo, StreamSelector,
+    AppendAck, GroupInfo, LogStore, Millis, NewEvent, NewGroup, PageLimit, ResourcePolicy,
+    ScanPage, ScanRequest, StreamInfo, StreamSelector,
 };
 
 /// Magic bytes at the start of every segment file.
@@ -483,8 +483,9 @@ impl LogStore for FileStore {
     fn scan(
         &self,
         request: &ScanRequest,
-        visit: &mut dyn FnMut(EventRef<'_>) -> bool,
-    ) -> Result<ScanStats> {
+        filter: &dyn Fn(&str) -> bool,
+        limit: PageLimit,
+    ) -> Result<ScanPage> {
         let (blocks, cutoff) = self.with_group(&request.group, |g| {
             let mut blocks = Vec::new();
             let selected = |name: &str| match &request.streams {
@@ -500,7 +501,7 @@ impl LogStore for FileStore {
             }
             (blocks, g.cutoff(now_ms()))
         })?;
-        scan::scan(blocks, request, cutoff, visit)
+        scan::scan_page(blocks, request, cutoff, filter, &limit)
     }
 
     fn put_policy(&self, policy: ResourcePolicy) -> Result<()> {

@@ -132,16 +132,50 @@ impl EventKey {
 }
 
 /// One event as read back.
-#[derive(Debug, Clone, Copy)]
-pub struct EventRef<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedEvent {
     /// The stream it belongs to.
-    pub stream: &'a str,
+    pub stream: std::sync::Arc<str>,
     /// Its position in the group's order.
     pub key: EventKey,
     /// When it was ingested, Unix ms.
     pub ingestion_time: Millis,
     /// The message.
-    pub message: &'a str,
+    pub message: String,
+}
+
+/// How large a page of events may be. The store keeps at most `max_events` events, and
+/// no more events than are needed to reach `max_bytes` (each counted as its message
+/// length plus `overhead_per_event`), so the memory a read takes is bounded by its page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Events on a page at most.
+    pub max_events: usize,
+    /// Bytes after which a page is full.
+    pub max_bytes: usize,
+    /// Bytes counted per event on top of its message.
+    pub overhead_per_event: usize,
+}
+
+impl PageLimit {
+    /// No limit: every matching event (for tests and small reads).
+    pub const UNLIMITED: PageLimit = PageLimit {
+        max_events: usize::MAX,
+        max_bytes: usize::MAX,
+        overhead_per_event: 0,
+    };
+}
+
+/// A page of events, in ascending key order whatever the direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanPage {
+    /// The events: the first matching ones in the scan's direction.
+    pub events: Vec<ScannedEvent>,
+    /// Whether more matching events may exist beyond the page (a following page may
+    /// still turn out empty).
+    pub more: bool,
+    /// What the scan did.
+    pub stats: ScanStats,
 }
 
 /// Which streams a scan covers.
@@ -255,13 +289,14 @@ pub trait LogStore: Send + Sync {
     /// Appends events to a stream (in any order; they are sorted by timestamp), and
     /// returns once they are durable.
     fn append(&self, group: &str, stream: &str, events: &[NewEvent<'_>]) -> Result<AppendAck>;
-    /// Reads events in key order, calling `visit` for each until it returns false.
-    /// Events older than the group's retention are never visited.
+    /// Reads one page of the events that `filter` accepts, in key order in the request's
+    /// direction. Events older than the group's retention are never returned.
     fn scan(
         &self,
         request: &ScanRequest,
-        visit: &mut dyn FnMut(EventRef<'_>) -> bool,
-    ) -> Result<ScanStats>;
+        filter: &dyn Fn(&str) -> bool,
+        limit: PageLimit,
+    ) -> Result<ScanPage>;
 
     /// Creates or replaces a resource policy (keyed by [`ResourcePolicy::key`]).
     fn put_policy(&self, policy: ResourcePolicy) -> Result<()>;

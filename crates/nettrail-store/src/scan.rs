@@ -1,19 +1,26 @@
-//! Reading events in key order across many blocks.
+//! Reading a page of events in key order across many blocks, in bounded memory.
 //!
-//! Each block is sorted internally, but blocks of a group overlap in time (streams are
-//! written concurrently, and a late write may carry old timestamps). The scan keeps the
-//! candidate blocks sorted by their first key and opens (reads, verifies, decompresses)
-//! a block only when the merge frontier reaches its time range, so a read that stops
-//! early, or a time range that covers few blocks, reads few blocks.
+//! Blocks of a group overlap in time (streams are written concurrently; every flow log
+//! record of a capture window carries that window's timestamps), so an ordered read
+//! cannot stream one block after another, and keeping every overlapping block
+//! decompressed at once would let one large read exhaust memory. Instead a read asks
+//! for one page: the first `max_events` matching events in key order, within
+//! `max_bytes`. Blocks are decompressed one at a time, in the order of their first key,
+//! and their matching events go into a heap that keeps only the smallest keys that can
+//! still be on the page. Once the page is full, a block whose first key is beyond the
+//! page is not read. Memory is bounded by the page, whatever the data.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use crate::block::{self, RawEvent};
+use crate::block;
 use crate::error::Result;
 use crate::file_store::{read_block, BlockRef};
-use crate::{Direction, EventKey, EventRef, Millis, ScanRequest, ScanStats, StoreError};
+use crate::{
+    Direction, EventKey, Millis, PageLimit, ScanPage, ScanRequest, ScanStats, ScannedEvent,
+    StoreError,
+};
 
 /// A block selected for a scan, with the name of its stream.
 pub(crate) struct ScanBlock {
@@ -37,27 +44,7 @@ impl ScanBlock {
     }
 }
 
-/// A decompressed block being merged.
-struct OpenBlock {
-    stream: Arc<str>,
-    raw: Vec<u8>,
-    events: Vec<RawEvent>,
-    first_seq: u64,
-    ingestion_time: Millis,
-    /// Next event to emit: counts up when forward, down when backward.
-    next: usize,
-}
-
-impl OpenBlock {
-    fn key(&self, i: usize) -> EventKey {
-        EventKey {
-            timestamp: self.events[i].timestamp,
-            seq: self.first_seq + i as u64,
-        }
-    }
-}
-
-/// The bounds every visited event satisfies.
+/// The bounds every returned event satisfies.
 struct Bounds {
     /// Inclusive lower timestamp (start time or retention cutoff).
     lower_ts: Millis,
@@ -92,12 +79,97 @@ impl Bounds {
     }
 }
 
-pub(crate) fn scan(
+/// The page being filled. Keys are stored as "rank" keys: the key itself when reading
+/// forward, reversed when reading backward, so that in both directions the page keeps
+/// the smallest ranks and evicts the largest.
+struct Page<'l> {
+    limit: &'l PageLimit,
+    heap: BinaryHeap<(Rank, usize)>,
+    slab: Vec<Option<ScannedEvent>>,
+    cost: usize,
+    /// Something matching was left out: an evicted event, or an unread block.
+    more: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    Forward(EventKey),
+    Backward(Reverse<EventKey>),
+}
+
+impl Rank {
+    fn of(key: EventKey, direction: Direction) -> Rank {
+        match direction {
+            Direction::Forward => Rank::Forward(key),
+            Direction::Backward => Rank::Backward(Reverse(key)),
+        }
+    }
+}
+
+impl Page<'_> {
+    fn cost_of(&self, message: &str) -> usize {
+        message.len() + self.limit.overhead_per_event
+    }
+
+    fn is_full(&self) -> bool {
+        self.heap.len() >= self.limit.max_events.max(1) || self.cost >= self.limit.max_bytes
+    }
+
+    /// The largest rank on the page, when the page is full: anything ranked after it
+    /// cannot get on the page.
+    fn cutoff(&self) -> Option<Rank> {
+        if self.is_full() {
+            self.heap.peek().map(|(rank, _)| *rank)
+        } else {
+            None
+        }
+    }
+
+    fn push(&mut self, rank: Rank, event: ScannedEvent) {
+        self.cost += self.cost_of(&event.message);
+        self.slab.push(Some(event));
+        self.heap.push((rank, self.slab.len() - 1));
+        // Evict the largest ranks while the page stays full without them.
+        while let Some(&(_, idx)) = self.heap.peek() {
+            let largest = self.slab[idx]
+                .as_ref()
+                .map_or(0, |e| self.cost_of(&e.message));
+            let over_count = self.heap.len() > self.limit.max_events.max(1);
+            let over_bytes = self.heap.len() > 1 && self.cost - largest >= self.limit.max_bytes;
+            if !over_count && !over_bytes {
+                break;
+            }
+            self.heap.pop();
+            self.slab[idx] = None;
+            self.cost -= largest;
+            self.more = true;
+        }
+    }
+
+    fn into_events(self, direction: Direction) -> Vec<ScannedEvent> {
+        let mut slab = self.slab;
+        let mut ranked: Vec<(Rank, ScannedEvent)> = self
+            .heap
+            .into_vec()
+            .into_iter()
+            .map(|(rank, idx)| (rank, slab[idx].take().expect("on the page")))
+            .collect();
+        ranked.sort_by_key(|(rank, _)| *rank);
+        let mut events: Vec<ScannedEvent> = ranked.into_iter().map(|(_, e)| e).collect();
+        if direction == Direction::Backward {
+            events.reverse(); // pages are always returned in ascending key order
+        }
+        events
+    }
+}
+
+pub(crate) fn scan_page(
     mut blocks: Vec<ScanBlock>,
     request: &ScanRequest,
     retention_cutoff: Option<Millis>,
-    visit: &mut dyn FnMut(EventRef<'_>) -> bool,
-) -> Result<ScanStats> {
+    filter: &dyn Fn(&str) -> bool,
+    limit: &PageLimit,
+) -> Result<ScanPage> {
     let bounds = Bounds {
         lower_ts: request
             .start_time
@@ -107,123 +179,85 @@ pub(crate) fn scan(
         from: request.from,
         direction: request.direction,
     };
+    let direction = request.direction;
     let mut stats = ScanStats {
         blocks_total: blocks.len() as u64,
         ..ScanStats::default()
     };
     blocks.retain(|b| bounds.may_overlap(b));
-    // Candidates in the order the merge frontier reaches them, consumed from the end.
-    match request.direction {
-        Direction::Forward => blocks.sort_by_key(|b| Reverse(b.first_key())),
-        Direction::Backward => blocks.sort_by_key(|b| b.last_key()),
+    // The order in which blocks can contribute: by first key forward, by last key
+    // (descending) backward.
+    match direction {
+        Direction::Forward => blocks.sort_by_key(|b| b.first_key()),
+        Direction::Backward => blocks.sort_by_key(|b| Reverse(b.last_key())),
     }
-
-    let mut open: Vec<OpenBlock> = Vec::new();
-    // The frontier: each open block's next key. Forward pops the smallest, backward the
-    // largest; `Reverse` makes the max-heap a min-heap for the forward case.
-    let mut forward: BinaryHeap<Reverse<(EventKey, usize)>> = BinaryHeap::new();
-    let mut backward: BinaryHeap<(EventKey, usize)> = BinaryHeap::new();
-    let forward_dir = request.direction == Direction::Forward;
-
-    loop {
-        let frontier = if forward_dir {
-            forward.peek().map(|Reverse((k, _))| *k)
-        } else {
-            backward.peek().map(|(k, _)| *k)
+    let mut page = Page {
+        limit,
+        heap: BinaryHeap::new(),
+        slab: Vec::new(),
+        cost: 0,
+        more: false,
+    };
+    for candidate in blocks {
+        let entry = match direction {
+            Direction::Forward => candidate.first_key(),
+            Direction::Backward => candidate.last_key(),
         };
-        // Open the next candidate if it could hold a key at or before the frontier;
-        // one at a time, re-reading the frontier after each.
-        if let Some(next) = blocks.last() {
-            let reachable = match frontier {
-                None => true,
-                Some(f) if forward_dir => next.first_key() <= f,
-                Some(f) => next.last_key() >= f,
+        if page
+            .cutoff()
+            .is_some_and(|cut| Rank::of(entry, direction) > cut)
+        {
+            // This block, and every later one, starts beyond a full page.
+            page.more = true;
+            break;
+        }
+        let raw = read_block(&candidate.block)?;
+        let header = &candidate.block.header;
+        let events = block::index_events(header, &raw).map_err(|kind| StoreError::Corrupt {
+            path: candidate.block.segment.path.clone(),
+            offset: candidate.block.offset,
+            kind,
+        })?;
+        stats.blocks_read += 1;
+        stats.bytes_decompressed += raw.len() as u64;
+        let order: Box<dyn Iterator<Item = usize>> = match direction {
+            Direction::Forward => Box::new(0..events.len()),
+            Direction::Backward => Box::new((0..events.len()).rev()),
+        };
+        for i in order {
+            let key = EventKey {
+                timestamp: events[i].timestamp,
+                seq: header.first_seq + i as u64,
             };
-            if reachable {
-                let candidate = blocks.pop().expect("peeked above");
-                let block = open_block(candidate, &mut stats)?;
-                let start = if forward_dir {
-                    0
-                } else {
-                    block.events.len() - 1
-                };
-                let key = block.key(start);
-                let idx = open.len();
-                open.push(OpenBlock {
-                    next: start,
-                    ..block
-                });
-                if forward_dir {
-                    forward.push(Reverse((key, idx)));
-                } else {
-                    backward.push((key, idx));
-                }
+            if !bounds.admits(key) {
                 continue;
             }
-        }
-        let popped = if forward_dir {
-            forward.pop().map(|Reverse(entry)| entry)
-        } else {
-            backward.pop()
-        };
-        let Some((key, idx)) = popped else {
-            return Ok(stats); // no open block and no candidate left
-        };
-        let block = &mut open[idx];
-        let event = block.events[block.next];
-        if bounds.admits(key) {
-            let message = std::str::from_utf8(&block.raw[event.start..event.end])
-                .expect("validated when the block was opened");
-            let keep_going = visit(EventRef {
-                stream: &block.stream,
-                key,
-                ingestion_time: block.ingestion_time,
-                message,
-            });
-            if !keep_going {
-                return Ok(stats);
+            let rank = Rank::of(key, direction);
+            if page.cutoff().is_some_and(|cut| rank > cut) {
+                // The rest of this block ranks later still.
+                page.more = true;
+                break;
             }
-        }
-        let more = if forward_dir {
-            block.next += 1;
-            block.next < block.events.len()
-        } else if block.next == 0 {
-            false
-        } else {
-            block.next -= 1;
-            true
-        };
-        if more {
-            let key = block.key(block.next);
-            if forward_dir {
-                forward.push(Reverse((key, idx)));
-            } else {
-                backward.push((key, idx));
+            let message = std::str::from_utf8(&raw[events[i].start..events[i].end])
+                .expect("validated by index_events");
+            if !filter(message) {
+                continue;
             }
-        } else {
-            // Free the block's memory; its slot stays so indices remain valid.
-            block.raw = Vec::new();
-            block.events = Vec::new();
+            page.push(
+                rank,
+                ScannedEvent {
+                    stream: Arc::clone(&candidate.stream),
+                    key,
+                    ingestion_time: header.ingestion_ms,
+                    message: message.to_owned(),
+                },
+            );
         }
     }
-}
-
-fn open_block(candidate: ScanBlock, stats: &mut ScanStats) -> Result<OpenBlock> {
-    let raw = read_block(&candidate.block)?;
-    let header = &candidate.block.header;
-    let events = block::index_events(header, &raw).map_err(|kind| StoreError::Corrupt {
-        path: candidate.block.segment.path.clone(),
-        offset: candidate.block.offset,
-        kind,
-    })?;
-    stats.blocks_read += 1;
-    stats.bytes_decompressed += raw.len() as u64;
-    Ok(OpenBlock {
-        stream: candidate.stream,
-        raw,
-        events,
-        first_seq: header.first_seq,
-        ingestion_time: header.ingestion_ms,
-        next: 0,
+    let more = page.more;
+    Ok(ScanPage {
+        events: page.into_events(direction),
+        more,
+        stats,
     })
 }

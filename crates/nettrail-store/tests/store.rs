@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use nettrail_store::{
-    Direction, EventKey, FileStore, FileStoreConfig, LogStore, NewEvent, NewGroup, ScanRequest,
-    ScanStats, StoreError, StreamSelector,
+    Direction, EventKey, FileStore, FileStoreConfig, LogStore, NewEvent, NewGroup, PageLimit,
+    ScanRequest, ScanStats, StoreError, StreamSelector,
 };
 use proptest::prelude::*;
 
@@ -49,15 +49,29 @@ fn request(group: &str, direction: Direction) -> ScanRequest {
     }
 }
 
+/// Every event a request selects, in the request's direction (pages come back
+/// ascending; a backward read is reversed here so tests read in scan order).
 fn read(store: &FileStore, req: &ScanRequest) -> (Vec<(String, i64, String)>, ScanStats) {
-    let mut out = Vec::new();
-    let stats = store
-        .scan(req, &mut |e| {
-            out.push((e.stream.to_owned(), e.key.timestamp, e.message.to_owned()));
-            true
-        })
+    let page = store
+        .scan(req, &|_| true, PageLimit::UNLIMITED)
         .expect("scan");
-    (out, stats)
+    assert!(!page.more, "an unlimited page holds everything");
+    let mut out: Vec<_> = page
+        .events
+        .into_iter()
+        .map(|e| (e.stream.to_string(), e.key.timestamp, e.message))
+        .collect();
+    if req.direction == Direction::Backward {
+        out.reverse();
+    }
+    (out, page.stats)
+}
+
+fn first(max_events: usize) -> PageLimit {
+    PageLimit {
+        max_events,
+        ..PageLimit::UNLIMITED
+    }
 }
 
 fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -146,13 +160,88 @@ fn reads_by_time_range_skip_blocks_outside_it() {
         "only the two blocks in range are read"
     );
 
-    // A forward read that stops after a few events reads only the first block.
-    let mut seen = 0;
-    let stats = store.scan(&request("/g", Direction::Forward), &mut |_| {
-        seen += 1;
-        seen < 5
-    });
-    assert_eq!(stats.unwrap().blocks_read, 1);
+    // A page of a few events reads only the first block, and says there is more.
+    let page = store
+        .scan(&request("/g", Direction::Forward), &|_| true, first(4))
+        .unwrap();
+    assert_eq!(page.events.len(), 4);
+    assert!(page.more);
+    assert_eq!(page.stats.blocks_read, 1);
+    // The same from the end.
+    let page = store
+        .scan(&request("/g", Direction::Backward), &|_| true, first(4))
+        .unwrap();
+    assert_eq!(page.stats.blocks_read, 1);
+    let stamps: Vec<i64> = page.events.iter().map(|e| e.key.timestamp).collect();
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "pages are ascending"
+    );
+}
+
+#[test]
+fn pages_are_bounded_by_bytes_and_hold_only_what_the_filter_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_group(group("/g"), NOW).unwrap();
+    store.create_stream("/g", "s", NOW).unwrap();
+    let batch: Vec<(i64, String)> = (0..100)
+        .map(|i| {
+            (
+                i,
+                format!("{} {i:03}", if i % 3 == 0 { "hit" } else { "miss" }),
+            )
+        })
+        .collect();
+    let evs: Vec<NewEvent> = batch
+        .iter()
+        .map(|(t, m)| NewEvent {
+            timestamp: *t,
+            message: m.as_str().into(),
+        })
+        .collect();
+    store.append("/g", "s", &evs).unwrap();
+
+    let hits = |m: &str| m.starts_with("hit");
+    let page = store
+        .scan(
+            &request("/g", Direction::Forward),
+            &hits,
+            PageLimit::UNLIMITED,
+        )
+        .unwrap();
+    assert_eq!(page.events.len(), 34);
+    assert!(!page.more);
+    assert!(page.events.iter().all(|e| hits(&e.message)));
+
+    // "hit 000" is 7 bytes, 33 with the overhead: a 100-byte page is full after four.
+    let limit = PageLimit {
+        max_events: 10_000,
+        max_bytes: 100,
+        overhead_per_event: 26,
+    };
+    let page = store
+        .scan(&request("/g", Direction::Forward), &hits, limit)
+        .unwrap();
+    let got: Vec<&str> = page.events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(got, ["hit 000", "hit 003", "hit 006", "hit 009"]);
+    assert!(page.more);
+    let page = store
+        .scan(&request("/g", Direction::Backward), &hits, limit)
+        .unwrap();
+    let got: Vec<&str> = page.events.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(got, ["hit 090", "hit 093", "hit 096", "hit 099"]);
+
+    // An event larger than the whole page still comes back alone.
+    let tiny = PageLimit {
+        max_bytes: 1,
+        ..limit
+    };
+    let page = store
+        .scan(&request("/g", Direction::Forward), &hits, tiny)
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert!(page.more);
 }
 
 #[test]
@@ -164,13 +253,17 @@ fn cursors_resume_strictly_after_or_before_a_key() {
     store
         .append("/g", "s", &events(&[(1, "x"), (1, "y"), (2, "z")]))
         .unwrap();
-    let mut keys = Vec::new();
-    store
-        .scan(&request("/g", Direction::Forward), &mut |e| {
-            keys.push(e.key);
-            true
-        })
-        .unwrap();
+    let keys: Vec<EventKey> = store
+        .scan(
+            &request("/g", Direction::Forward),
+            &|_| true,
+            PageLimit::UNLIMITED,
+        )
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.key)
+        .collect();
     assert_eq!(keys.len(), 3);
     assert!(
         keys.windows(2).all(|w| w[0] < w[1]),
@@ -331,7 +424,11 @@ fn damage_after_open_is_an_error_not_garbage() {
     bytes[at] ^= 0x55;
     std::fs::write(&segment, &bytes).unwrap();
     let err = store
-        .scan(&request("/g", Direction::Forward), &mut |_| true)
+        .scan(
+            &request("/g", Direction::Forward),
+            &|_| true,
+            PageLimit::UNLIMITED,
+        )
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
 }
@@ -569,6 +666,7 @@ proptest! {
         writes in proptest::collection::vec((0usize..3, proptest::collection::vec(0i64..50, 1..6)), 1..20),
         start in proptest::option::of(0i64..50),
         take in 1usize..40,
+        page_bytes in 1usize..300,
     ) {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
@@ -597,13 +695,32 @@ proptest! {
         let mut paged = Vec::new();
         let mut from = None;
         loop {
-            let mut page = Vec::new();
             let req = ScanRequest { start_time: start, from, ..request("/g", Direction::Forward) };
-            store.scan(&req, &mut |e| { page.push((e.key, e.key.timestamp, e.message.to_owned())); page.len() < take }).unwrap();
-            if page.is_empty() { break; }
-            from = Some(page.last().unwrap().0);
-            paged.extend(page.into_iter().map(|e| (e.1, e.2)));
+            let page = store.scan(&req, &|_| true, PageLimit { max_events: take, max_bytes: page_bytes, overhead_per_event: 26 }).unwrap();
+            prop_assert!(page.events.len() <= take);
+            let Some(last) = page.events.last() else {
+                prop_assert!(!page.more || from.is_some());
+                break;
+            };
+            from = Some(last.key);
+            let more = page.more;
+            paged.extend(page.events.into_iter().map(|e| (e.key.timestamp, e.message)));
+            if !more { break; }
         }
         prop_assert_eq!(&paged, &reference);
+        // Paging backward from the end yields it too, page by page from the back.
+        let mut back_pages: Vec<Vec<(i64, String)>> = Vec::new();
+        let mut from = None;
+        loop {
+            let req = ScanRequest { start_time: start, from, ..request("/g", Direction::Backward) };
+            let page = store.scan(&req, &|_| true, PageLimit { max_events: take, max_bytes: page_bytes, overhead_per_event: 26 }).unwrap();
+            let Some(head) = page.events.first() else { break };
+            from = Some(head.key);
+            let more = page.more;
+            back_pages.push(page.events.into_iter().map(|e| (e.key.timestamp, e.message)).collect());
+            if !more { break; }
+        }
+        let back: Vec<_> = back_pages.into_iter().rev().flatten().collect();
+        prop_assert_eq!(&back, &reference);
     }
 }
