@@ -1,0 +1,8 @@
+//! Record models and codecs for AWS's network activity logs, byte-compatible with what
+//! AWS writes: VPC and Transit Gateway flow logs (fields of versions 2 to 11, default and
+//! custom formats, text files with their header line, S3 object key layouts), and the
+//! time arithmetic they share. No I/O beyond readers and writers over caller-provided
+//! streams.
+
+pub mod flow;
+pub mod time;
