@@ -13,13 +13,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use nettrail_sigv4::{Credentials, RequestParts};
+use nettrail_client::{Client, Credentials, LOGS_TARGET_PREFIX};
 
 #[derive(Parser, Clone)]
 #[command(about = "PutLogEvents load generator")]
@@ -64,57 +61,11 @@ struct Args {
 const MAX_BATCH_BYTES: usize = 1_048_576;
 const EVENT_OVERHEAD: usize = 26;
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-struct Target {
-    client: HttpClient,
-    endpoint: String,
-    host: String,
-    credentials: Credentials,
-}
-
-impl Target {
-    async fn call(&self, operation: &str, body: Bytes, body_hash: &str) -> Result<(u16, Bytes)> {
-        let target = format!("Logs_20140328.{operation}");
-        let headers = [
-            ("host", self.host.as_str()),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target.as_str()),
-        ];
-        let parts = RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            payload_hash: body_hash,
-        };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-        let signed = nettrail_sigv4::sign(&parts, &self.credentials, "us-east-1", "logs", now);
-        let mut request = hyper::Request::post(format!("{}/", self.endpoint));
-        for (name, value) in headers.iter().skip(1) {
-            request = request.header(*name, *value);
-        }
-        for (name, value) in &signed {
-            request = request.header(*name, value);
-        }
-        let response = self.client.request(request.body(Full::new(body))?).await?;
-        let status = response.status().as_u16();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, bytes))
-    }
-
-    async fn call_json(&self, operation: &str, body: serde_json::Value) -> Result<()> {
-        let body = Bytes::from(body.to_string());
-        let hash = nettrail_sigv4::sha256_hex(&body);
-        let (status, response) = self.call(operation, body, &hash).await?;
-        let exists = String::from_utf8_lossy(&response).contains("ResourceAlreadyExistsException");
-        if status != 200 && !exists {
-            bail!(
-                "{operation} failed with {status}: {}",
-                String::from_utf8_lossy(&response)
-            );
-        }
-        Ok(())
+/// Creates a log group or stream, tolerating that it exists.
+async fn create(client: &Client, operation: &str, body: serde_json::Value) -> Result<()> {
+    match client.logs(operation, &body).await {
+        Err(e) if e.code() != Some("ResourceAlreadyExistsException") => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -217,40 +168,34 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let uri: hyper::Uri = args.endpoint_url.parse().context("--endpoint-url")?;
-    let host = uri
-        .authority()
-        .context("endpoint needs a host")?
-        .to_string();
-    let target = Arc::new(Target {
-        client: Client::builder(TokioExecutor::new()).build_http(),
-        endpoint: args.endpoint_url.trim_end_matches('/').to_owned(),
-        host,
-        credentials: Credentials {
+    let target = Arc::new(Client::new(
+        &args.endpoint_url,
+        Credentials {
             access_key_id: args.access_key_id.clone(),
             secret_access_key: args.secret_access_key.clone(),
             session_token: None,
         },
-    });
+        "us-east-1",
+    )?);
     let group = args
         .log_group
         .clone()
         .unwrap_or_else(|| format!("/bench/put-{}", std::process::id()));
-    target
-        .call_json(
-            "CreateLogGroup",
-            serde_json::json!({ "logGroupName": group }),
-        )
-        .await?;
+    create(
+        &target,
+        "CreateLogGroup",
+        serde_json::json!({ "logGroupName": group }),
+    )
+    .await?;
     let mut prepared = Vec::new();
     for c in 0..args.clients {
         let stream = format!("eni-bench{c:04}-all");
-        target
-            .call_json(
-                "CreateLogStream",
-                serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
-            )
-            .await?;
+        create(
+            &target,
+            "CreateLogStream",
+            serde_json::json!({ "logGroupName": group, "logStreamName": stream }),
+        )
+        .await?;
         prepared.push(build_batches(
             &group,
             &stream,
@@ -276,7 +221,11 @@ async fn main() -> Result<()> {
                 i += 1;
                 let sent = Instant::now();
                 match target
-                    .call("PutLogEvents", batch.body.clone(), &batch.hash)
+                    .call_raw(
+                        &format!("{LOGS_TARGET_PREFIX}PutLogEvents"),
+                        batch.body.clone(),
+                        &batch.hash,
+                    )
                     .await
                 {
                     Ok((200, _)) => {

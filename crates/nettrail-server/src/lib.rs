@@ -14,6 +14,7 @@
 pub mod config;
 mod error;
 mod http;
+mod import_api;
 mod logs_api;
 mod validate;
 
@@ -26,6 +27,7 @@ use nettrail_store::{FileStore, LogStore};
 
 pub use config::{AccessKey, Limits, ServerConfig, StoreSettings};
 pub use error::{ApiError, ApiResult};
+pub use import_api::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS, NETTRAIL_TARGET_PREFIX};
 pub use logs_api::{event_id, LogsApi, EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES};
 
 /// Why the server could not start.

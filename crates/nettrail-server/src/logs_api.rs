@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
+use crate::import_api::{self, NETTRAIL_TARGET_PREFIX};
 use crate::validate::{Violations, RETENTION_DAYS};
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -493,6 +494,12 @@ impl LogsApi {
             "DescribeResourcePolicies" => self.describe_resource_policies(parse(body)?),
             "DeleteResourcePolicy" => self.delete_resource_policy(parse(body)?),
             "TestMetricFilter" => test_metric_filter(parse(body)?),
+            op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("ImportLogEvents") => {
+                import_api::import_log_events(self.store.as_ref(), parse(body)?, now_ms())
+            }
+            op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("GetImportCheckpoints") => {
+                import_api::get_import_checkpoints(self.store.as_ref(), parse(body)?)
+            }
             op if KNOWN_OPERATIONS.contains(&op) => Err(ApiError::UnknownOperation(format!(
                 "Operation {op} is not implemented by this nettrail server yet."
             ))),

@@ -31,8 +31,8 @@ use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, Journal, MetaRecord};
 use crate::scan::{self, ScanBlock};
 use crate::{
-    AppendAck, GroupInfo, LogStore, Millis, NewEvent, NewGroup, PageLimit, ResourcePolicy,
-    ScanPage, ScanRequest, StreamInfo, StreamSelector,
+    AppendAck, GroupInfo, ImportCheckpoint, LogStore, Millis, NewEvent, NewGroup, PageLimit,
+    ResourcePolicy, ScanPage, ScanRequest, StreamInfo, StreamSelector,
 };
 
 /// Magic bytes at the start of every segment file.
@@ -123,6 +123,8 @@ struct Group {
     deletion_protection: bool,
     streams: BTreeMap<String, Stream>,
     stream_names: HashMap<u64, String>,
+    /// Import checkpoints by source, then object.
+    imports: BTreeMap<String, BTreeMap<String, ImportCheckpoint>>,
     segments: BTreeMap<u64, Arc<Segment>>,
     dir: PathBuf,
 }
@@ -504,6 +506,32 @@ impl LogStore for FileStore {
         scan::scan_page(blocks, request, cutoff, filter, &limit)
     }
 
+    fn import_checkpoints(
+        &self,
+        group: &str,
+        source: &str,
+    ) -> Result<BTreeMap<String, ImportCheckpoint>> {
+        self.with_group(group, |g| {
+            g.imports.get(source).cloned().unwrap_or_default()
+        })
+    }
+
+    fn set_import_checkpoint(
+        &self,
+        group: &str,
+        source: &str,
+        object: &str,
+        checkpoint: ImportCheckpoint,
+    ) -> Result<()> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::SetImportCheckpoint {
+            group: id,
+            source: source.to_owned(),
+            object: object.to_owned(),
+            checkpoint,
+        })
+    }
+
     fn put_policy(&self, policy: ResourcePolicy) -> Result<()> {
         self.mutate(MetaRecord::PutPolicy { policy })
     }
@@ -582,6 +610,7 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     deletion_protection: *deletion_protection,
                     streams: BTreeMap::new(),
                     stream_names: HashMap::new(),
+                    imports: BTreeMap::new(),
                     segments: BTreeMap::new(),
                     dir: groups_dir.join(id.to_string()),
                 },
@@ -639,6 +668,19 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
         MetaRecord::DeletePolicy { key } => {
             state.policies.remove(key);
         }
+        MetaRecord::SetImportCheckpoint {
+            group,
+            source,
+            object,
+            checkpoint,
+        } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.imports
+                    .entry(source.clone())
+                    .or_default()
+                    .insert(object.clone(), checkpoint.clone());
+            }
+        }
     }
 }
 
@@ -683,6 +725,16 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
                 name: s.name.to_string(),
                 created: s.created,
             });
+        }
+        for (source, objects) in &g.imports {
+            for (object, checkpoint) in objects {
+                records.push(MetaRecord::SetImportCheckpoint {
+                    group: g.id,
+                    source: source.clone(),
+                    object: object.clone(),
+                    checkpoint: checkpoint.clone(),
+                });
+            }
         }
     }
     records.extend(

@@ -1,4 +1,5 @@
-//! The metadata journal: log groups, streams, retention, tags and resource policies.
+//! The metadata journal: log groups, streams, retention, tags, resource policies and
+//! import checkpoints.
 //!
 //! `meta.journal` is a sequence of records, each `len: u32 LE | crc32c(json): u32 LE |
 //! json`, where the JSON is one [`MetaRecord`]. Every mutation appends one record and
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::ResourcePolicy;
+use crate::{ImportCheckpoint, ResourcePolicy};
 
 /// Largest record the journal accepts; anything bigger is treated as corruption.
 const MAX_RECORD: u32 = 16 << 20;
@@ -65,6 +66,13 @@ pub(crate) enum MetaRecord {
     },
     DeletePolicy {
         key: String,
+    },
+    /// How far the import of one source object into a group has come.
+    SetImportCheckpoint {
+        group: u64,
+        source: String,
+        object: String,
+        checkpoint: ImportCheckpoint,
     },
 }
 

@@ -226,6 +226,19 @@ pub struct ScanStats {
     pub bytes_decompressed: u64,
 }
 
+/// How far the import of one source object (a file of a bucket, say) into a log group
+/// has come, so that importing the same source again skips what is already in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportCheckpoint {
+    /// The object's version as the importer saw it (ETag, or size and modification
+    /// time): a changed object is imported again.
+    pub version: String,
+    /// Parts (batches, in the importer's deterministic order) already stored.
+    pub parts: u64,
+    /// Whether every part is stored.
+    pub complete: bool,
+}
+
 /// A CloudWatch Logs resource policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourcePolicy {
@@ -297,6 +310,22 @@ pub trait LogStore: Send + Sync {
         filter: &dyn Fn(&str) -> bool,
         limit: PageLimit,
     ) -> Result<ScanPage>;
+
+    /// The import checkpoints of `source` in `group`, by object.
+    fn import_checkpoints(
+        &self,
+        group: &str,
+        source: &str,
+    ) -> Result<BTreeMap<String, ImportCheckpoint>>;
+    /// Records how far the import of `object` of `source` into `group` has come; durable
+    /// when it returns. Deleting the group deletes its checkpoints.
+    fn set_import_checkpoint(
+        &self,
+        group: &str,
+        source: &str,
+        object: &str,
+        checkpoint: ImportCheckpoint,
+    ) -> Result<()>;
 
     /// Creates or replaces a resource policy (keyed by [`ResourcePolicy::key`]).
     fn put_policy(&self, policy: ResourcePolicy) -> Result<()>;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use nettrail_store::{
-    Direction, EventKey, FileStore, FileStoreConfig, LogStore, NewEvent, NewGroup, PageLimit,
-    ScanRequest, ScanStats, StoreError, StreamSelector,
+    Direction, EventKey, FileStore, FileStoreConfig, ImportCheckpoint, LogStore, NewEvent,
+    NewGroup, PageLimit, ScanRequest, ScanStats, StoreError, StreamSelector,
 };
 use proptest::prelude::*;
 
@@ -723,4 +723,52 @@ proptest! {
         let back: Vec<_> = back_pages.into_iter().rev().flatten().collect();
         prop_assert_eq!(&back, &reference);
     }
+}
+
+#[test]
+fn import_checkpoints_survive_reopen_and_go_with_their_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = |parts, complete| ImportCheckpoint {
+        version: "etag-1".into(),
+        parts,
+        complete,
+    };
+    {
+        let store = open(dir.path());
+        store.create_group(group("/g"), NOW).unwrap();
+        store
+            .set_import_checkpoint("/g", "s3://b/p", "k1", checkpoint(1, false))
+            .unwrap();
+        store
+            .set_import_checkpoint("/g", "s3://b/p", "k1", checkpoint(3, true))
+            .unwrap();
+        store
+            .set_import_checkpoint("/g", "/other", "k2", checkpoint(1, false))
+            .unwrap();
+        store.shutdown();
+    }
+    // Twice: once replaying the mutations, once the rewritten snapshot.
+    for _ in 0..2 {
+        let store = open(dir.path());
+        let got = store.import_checkpoints("/g", "s3://b/p").unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got["k1"], checkpoint(3, true));
+        assert_eq!(store.import_checkpoints("/g", "/other").unwrap().len(), 1);
+        assert!(store
+            .import_checkpoints("/g", "nothing")
+            .unwrap()
+            .is_empty());
+        store.shutdown();
+    }
+    let store = open(dir.path());
+    store.delete_group("/g").unwrap();
+    store.create_group(group("/g"), NOW).unwrap();
+    assert!(store
+        .import_checkpoints("/g", "s3://b/p")
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.import_checkpoints("/none", "x"),
+        Err(StoreError::GroupNotFound(_))
+    ));
 }

@@ -1,14 +1,18 @@
 //! The `nettrail` command: one binary for every role.
 //!
 //! - `nettrail serve`: the CloudWatch-Logs-compatible server with its embedded store.
+//! - `nettrail import s3`: VPC flow log files as AWS wrote them to S3, into a log group.
 //!
-//! Later subcommands (agents, import, logs, vpn) join here as their issues land.
+//! Later subcommands (agents, logs, vpn) join here as their issues land.
+
+mod import;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use nettrail_formats::flow::cloudwatch::TrafficType;
 use nettrail_server::{AccessKey, Server, ServerConfig};
 
 #[derive(Parser)]
@@ -26,6 +30,57 @@ struct Cli {
 enum Command {
     /// Run the CloudWatch-Logs-compatible server.
     Serve(ServeArgs),
+    /// Import what AWS already wrote.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// VPC flow log files in any of the S3 key layouts (plain or Hive-compatible, per
+    /// day or per hour), from a local copy of a bucket, into a log group.
+    S3(ImportS3Args),
+}
+
+/// Options of every subcommand that talks to a nettrail server.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The nettrail server.
+    #[arg(long, default_value = nettrail_client::DEFAULT_ENDPOINT_URL)]
+    endpoint_url: String,
+    /// AWS profile for credentials and region (else the AWS environment, AWS_PROFILE,
+    /// the default profile).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ImportS3Args {
+    /// A folder holding a copy of a bucket or part of one (keys under it keep their
+    /// AWSLogs/… layout).
+    source: String,
+    /// The log group to import into (created when missing).
+    #[arg(long)]
+    log_group: String,
+    /// The flow log's traffic type (ACCEPT, REJECT, ALL): names the streams
+    /// (`eni-…-all`) and filters the records.
+    #[arg(long, default_value = "ALL", value_parser = parse_traffic_type)]
+    traffic_type: TrafficType,
+    /// List what would be imported, import nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Files read in parallel [default: the number of CPUs].
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+fn parse_traffic_type(value: &str) -> Result<TrafficType, String> {
+    TrafficType::parse(value).ok_or_else(|| format!("{value:?} is not ACCEPT, REJECT or ALL"))
 }
 
 #[derive(clap::Args)]
@@ -54,6 +109,7 @@ fn main() {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Import(ImportCommand::S3(args)) => import_s3(args),
     };
     if let Err(err) = result {
         eprintln!("nettrail: {err:#}");
@@ -104,6 +160,46 @@ fn serve(args: ServeArgs) -> Result<()> {
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn import_s3(args: ImportS3Args) -> Result<()> {
+    if args.source.starts_with("s3://") {
+        anyhow::bail!("s3:// sources are not supported yet: copy the bucket with `aws s3 sync` and import the folder");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let client = if args.dry_run {
+        None
+    } else {
+        let client = nettrail_client::Client::from_environment(
+            &args.server.endpoint_url,
+            args.server.profile.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        Some(client)
+    };
+    let options = import::ImportOptions {
+        source: PathBuf::from(&args.source),
+        log_group: args.log_group,
+        traffic_type: args.traffic_type,
+        dry_run: args.dry_run,
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+    };
+    let (summary, problems) = import::run(&options, client, &runtime)?;
+    if !args.dry_run {
+        import::report(&summary, &problems, args.server.json);
+    }
+    if summary.files_failed > 0 {
+        anyhow::bail!(
+            "{} file(s) failed; run the import again once they are fixed",
+            summary.files_failed
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

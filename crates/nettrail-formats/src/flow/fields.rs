@@ -250,7 +250,11 @@ mod tests {
         assert_eq!(rows.len(), FIELDS.len());
         for (row, spec) in rows.iter().zip(FIELDS) {
             assert_eq!(row[0], spec.name);
-            assert!(row[1].starts_with(&spec.version.to_string()), "{}", spec.name);
+            assert!(
+                row[1].starts_with(&spec.version.to_string()),
+                "{}",
+                spec.name
+            );
             assert_eq!(
                 row[1].contains("TGW"),
                 spec.transit_gateway_only,

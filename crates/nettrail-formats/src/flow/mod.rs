@@ -1,6 +1,7 @@
 //! Amazon VPC (and Transit Gateway) flow logs: fields, formats, records, S3 text files
 //! and object keys.
 
+pub mod cloudwatch;
 mod fields;
 mod format;
 mod record;
@@ -10,7 +11,7 @@ mod text_file;
 pub use fields::{Field, FieldKind, FieldSpec, FIELDS};
 pub use format::LogFormat;
 pub use record::{FieldValue, FlowRecord};
-pub use text_file::{FlowTextReader, TextLine};
+pub use text_file::{FlowTextReader, TextFileError, TextLine};
 
 /// What is wrong with a flow log format, header or record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

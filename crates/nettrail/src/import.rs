@@ -1,0 +1,576 @@
+//! `nettrail import s3 SOURCE --log-group NAME`: VPC flow log files as VPC Flow Logs
+//! wrote them to S3 (any of the four key layouts, `.log.gz` text), into a log group of
+//! a running nettrail, one stream per interface as CloudWatch Logs delivery names them.
+//!
+//! Files are read in parallel on worker threads (decompression and parsing are CPU
+//! work and never run on the async runtime); each file is cut into parts in file order,
+//! deterministically, and its parts are uploaded in order with ImportLogEvents, which
+//! keeps the original timestamps and records a checkpoint per part. A second run asks
+//! the server for the checkpoints first and skips every part already stored, so it
+//! imports nothing twice; a file whose size changed is imported again.
+//!
+//! Checkpoints are keyed by the object key from `AWSLogs/` on (account, region, date,
+//! flow log id and a random part make it unique), so a bucket and a local copy of it
+//! count as the same source.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use flate2::bufread::MultiGzDecoder;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use nettrail_client::Client;
+use nettrail_formats::flow::cloudwatch::{CloudWatchMapping, TrafficType};
+use nettrail_formats::flow::s3::{FileFormat, ObjectKey};
+use nettrail_formats::flow::{Field, FlowTextReader, LogFormat, TextFileError};
+use serde_json::{json, Value};
+
+/// The checkpoint source of flow log files: keys from `AWSLogs/` on are globally unique.
+const CHECKPOINT_SOURCE: &str = "vpcflowlogs";
+
+/// A part holds at most this many events...
+const PART_MAX_EVENTS: usize = 20_000;
+/// ...and at most this many bytes (message + 26 per event), well under the server's
+/// ImportLogEvents limits.
+const PART_MAX_BYTES: usize = 4 * 1_048_576;
+const EVENT_OVERHEAD_BYTES: usize = 26;
+
+/// What to import and where.
+pub struct ImportOptions {
+    /// A local folder holding a copy of a bucket (or of part of one).
+    pub source: PathBuf,
+    /// The log group to import into (created when missing).
+    pub log_group: String,
+    /// The flow log's traffic type, which names the streams (`-all`).
+    pub traffic_type: TrafficType,
+    /// Only list what would be imported.
+    pub dry_run: bool,
+    /// Parallel file readers.
+    pub workers: usize,
+}
+
+/// One object of the source.
+#[derive(Debug, Clone)]
+struct SourceObject {
+    /// The path relative to the source (with `/`), as an S3 key would be.
+    relative: String,
+    /// The key from `AWSLogs/` on: the checkpoint's object name.
+    checkpoint_key: String,
+    path: PathBuf,
+    size: u64,
+    key: ObjectKey,
+}
+
+/// What an import did, for the summary.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportSummary {
+    /// Flow log files found.
+    pub files_found: u64,
+    /// Files imported completely by this run.
+    pub files_imported: u64,
+    /// Files already imported by an earlier run.
+    pub files_already_imported: u64,
+    /// Files that failed (corrupt, truncated, refused); the rest went on.
+    pub files_failed: u64,
+    /// Files under the source that are not flow log files, left alone.
+    pub files_skipped: u64,
+    /// Records stored.
+    pub records: u64,
+    /// Of them, Transit Gateway records (in their own streams).
+    pub transit_gateway_records: u64,
+    /// Records too old for the group's retention, not stored.
+    pub records_expired: u64,
+    /// Lines that are not records of their file's format, reported and left out.
+    pub records_failed: u64,
+    /// Compressed bytes read.
+    pub compressed_bytes: u64,
+    /// Seconds the import took.
+    pub seconds: f64,
+}
+
+/// A problem with one file, reported as it happens and in the summary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileProblem {
+    /// The file (relative to the source).
+    pub key: String,
+    /// The line, when the problem is in one.
+    pub line: Option<u64>,
+    /// What is wrong.
+    pub error: String,
+}
+
+struct Counters {
+    compressed_bytes: AtomicU64,
+    records: AtomicU64,
+    files_done: AtomicU64,
+}
+
+/// Runs an import.
+pub fn run(
+    options: &ImportOptions,
+    client: Option<Client>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(ImportSummary, Vec<FileProblem>)> {
+    let started = Instant::now();
+    let SourceListing { objects, skipped } = list_local(&options.source)?;
+    let mut summary = ImportSummary {
+        files_found: objects.len() as u64,
+        files_skipped: skipped.len() as u64,
+        ..ImportSummary::default()
+    };
+    let mut problems = Vec::new();
+    if options.dry_run {
+        for o in &objects {
+            println!("{}\t{}", o.size, o.relative);
+        }
+        for (relative, reason) in &skipped {
+            eprintln!("skip {relative}: {reason}");
+        }
+        return Ok((summary, problems));
+    }
+    let client = client.context("an import needs a server")?;
+    runtime.block_on(ensure_group(&client, &options.log_group))?;
+    let checkpoints = runtime.block_on(client.nettrail(
+        "GetImportCheckpoints",
+        &json!({ "logGroupName": options.log_group, "source": CHECKPOINT_SOURCE }),
+    ))?;
+    let mut todo = Vec::new();
+    for object in objects {
+        let known = &checkpoints["checkpoints"][&object.checkpoint_key];
+        let same_version = known["version"].as_str() == Some(object.size.to_string().as_str());
+        if same_version && known["complete"].as_bool() == Some(true) {
+            summary.files_already_imported += 1;
+            continue;
+        }
+        let resume_from = if same_version {
+            known["parts"].as_u64().unwrap_or(0)
+        } else {
+            0
+        };
+        todo.push((object, resume_from));
+    }
+    let total_bytes: u64 = todo.iter().map(|(o, _)| o.size).sum();
+    let progress = progress_bar(total_bytes, todo.len());
+    let counters = Arc::new(Counters {
+        compressed_bytes: AtomicU64::new(0),
+        records: AtomicU64::new(0),
+        files_done: AtomicU64::new(0),
+    });
+    let queue = Arc::new(Mutex::new(todo.into_iter()));
+    let results = Arc::new(Mutex::new(Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..options.workers.max(1) {
+            let queue = Arc::clone(&queue);
+            let results = Arc::clone(&results);
+            let counters = Arc::clone(&counters);
+            let client = client.clone();
+            let progress = progress.clone();
+            let handle = runtime.handle().clone();
+            scope.spawn(move || loop {
+                let next = queue.lock().expect("queue lock").next();
+                let Some((object, resume_from)) = next else {
+                    break;
+                };
+                let outcome = import_file(
+                    &object,
+                    resume_from,
+                    options,
+                    &client,
+                    &handle,
+                    &counters,
+                    &progress,
+                );
+                counters.files_done.fetch_add(1, Ordering::Relaxed);
+                results
+                    .lock()
+                    .expect("results lock")
+                    .push((object.relative.clone(), outcome));
+            });
+        }
+    });
+    progress.finish_and_clear();
+    for (relative, outcome) in Arc::try_unwrap(results)
+        .expect("workers joined")
+        .into_inner()
+        .expect("results lock")
+    {
+        summary.records_failed += outcome.bad_lines.len() as u64;
+        for (line, error) in &outcome.bad_lines {
+            problems.push(FileProblem {
+                key: relative.clone(),
+                line: Some(*line),
+                error: error.clone(),
+            });
+        }
+        summary.records += outcome.stored;
+        summary.records_expired += outcome.expired;
+        summary.transit_gateway_records += outcome.transit_gateway_records;
+        match outcome.failure {
+            Some((line, error)) => {
+                summary.files_failed += 1;
+                problems.push(FileProblem {
+                    key: relative,
+                    line,
+                    error,
+                });
+            }
+            None => summary.files_imported += 1,
+        }
+    }
+    summary.compressed_bytes = counters.compressed_bytes.load(Ordering::Relaxed);
+    summary.seconds = started.elapsed().as_secs_f64();
+    problems.sort_by(|a, b| (&a.key, a.line).cmp(&(&b.key, b.line)));
+    Ok((summary, problems))
+}
+
+async fn ensure_group(client: &Client, group: &str) -> Result<()> {
+    match client
+        .logs("CreateLogGroup", &json!({ "logGroupName": group }))
+        .await
+    {
+        Err(e) if e.code() != Some("ResourceAlreadyExistsException") => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn progress_bar(total_bytes: u64, files: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+        )
+        .expect("a valid template"),
+    );
+    bar.set_message(format!("0/{files} files, 0 records"));
+    bar
+}
+
+/// What a source holds: flow log files, and the other files with why they are left
+/// alone.
+struct SourceListing {
+    objects: Vec<SourceObject>,
+    /// (relative path, reason)
+    skipped: Vec<(String, String)>,
+}
+
+/// Every regular file under `root`.
+fn list_local(root: &Path) -> Result<SourceListing> {
+    let meta = std::fs::metadata(root)
+        .with_context(|| format!("cannot read the source {}", root.display()))?;
+    if !meta.is_dir() {
+        bail!("the source {} is not a folder", root.display());
+    }
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+            let path = entry.path();
+            let file_type = entry
+                .file_type()
+                .with_context(|| format!("cannot stat {}", path.display()))?;
+            if file_type.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(root)
+                .expect("under the root")
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            if !file_type.is_file() {
+                skipped.push((relative, "not a regular file".to_owned()));
+                continue;
+            }
+            match ObjectKey::parse(&relative) {
+                Ok(key) if key.file_format == FileFormat::Parquet => {
+                    skipped.push((relative, "Parquet files are not imported yet".to_owned()));
+                }
+                Ok(key) => {
+                    let size = entry
+                        .metadata()
+                        .with_context(|| format!("cannot stat {}", path.display()))?
+                        .len();
+                    let at = relative
+                        .find("AWSLogs/")
+                        .expect("parsed keys have AWSLogs/");
+                    objects.push(SourceObject {
+                        checkpoint_key: relative[at..].to_owned(),
+                        relative,
+                        path,
+                        size,
+                        key,
+                    });
+                }
+                Err(e) => skipped.push((relative, e.to_string())),
+            }
+        }
+    }
+    objects.sort_by(|a, b| a.relative.cmp(&b.relative));
+    skipped.sort();
+    Ok(SourceListing { objects, skipped })
+}
+
+/// What became of one file.
+#[derive(Debug, Default)]
+struct FileOutcome {
+    stored: u64,
+    expired: u64,
+    transit_gateway_records: u64,
+    bad_lines: Vec<(u64, String)>,
+    /// Why the file stopped, and at which line.
+    failure: Option<(Option<u64>, String)>,
+}
+
+/// A reader that counts the compressed bytes it hands on, for the progress bar.
+struct CountingReader<R> {
+    inner: R,
+    counters: Arc<Counters>,
+    progress: ProgressBar,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counters
+            .compressed_bytes
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// A part of a file: its events by stream, in file order within each stream.
+#[derive(Default)]
+struct Part {
+    streams: BTreeMap<String, Vec<Value>>,
+    events: usize,
+    bytes: usize,
+}
+
+fn import_file(
+    object: &SourceObject,
+    resume_from: u64,
+    options: &ImportOptions,
+    client: &Client,
+    runtime: &tokio::runtime::Handle,
+    counters: &Arc<Counters>,
+    progress: &ProgressBar,
+) -> FileOutcome {
+    let mut outcome = FileOutcome::default();
+    let file = match std::fs::File::open(&object.path) {
+        Ok(f) => f,
+        Err(e) => {
+            outcome.failure = Some((None, format!("cannot open: {e}")));
+            return outcome;
+        }
+    };
+    let counting = CountingReader {
+        inner: file,
+        counters: Arc::clone(counters),
+        progress: progress.clone(),
+    };
+    let text = BufReader::with_capacity(
+        256 * 1024,
+        MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, counting)),
+    );
+    let mut reader = match FlowTextReader::new(text, LogFormat::default_vpc()) {
+        Ok(r) => r,
+        Err(TextFileError::Io { line, source }) => {
+            outcome.failure = Some((Some(line), source.to_string()));
+            return outcome;
+        }
+        Err(e) => {
+            outcome.failure = Some((Some(1), e.to_string()));
+            return outcome;
+        }
+    };
+    let format = reader.format().clone();
+    let mapping = CloudWatchMapping::new(&format, options.traffic_type);
+    let fallback_ms = object.key.slot_start() * 1000;
+    let mut stream_names: HashMap<String, String> = HashMap::new();
+    let mut part = Part::default();
+    let mut part_number = 0u64;
+    let action_column = format.position(Field::ACTION);
+
+    // Parts are uploaded by a task of the runtime, one after another, while this thread
+    // reads on: a bounded channel keeps at most two parts in flight.
+    let (tx, rx) = mpsc::sync_channel::<(u64, Part, bool)>(2);
+    let uploader = {
+        let client = client.clone();
+        let group = options.log_group.clone();
+        let object_key = object.checkpoint_key.clone();
+        let version = object.size.to_string();
+        runtime.spawn_blocking(move || -> Result<(u64, u64), String> {
+            let handle = tokio::runtime::Handle::current();
+            let (mut stored, mut expired) = (0, 0);
+            for (number, part, last) in rx {
+                let body = part_body(&group, &object_key, &version, number, part, last);
+                let answer = handle
+                    .block_on(client.nettrail("ImportLogEvents", &body))
+                    .map_err(|e| format!("part {number} was not stored: {e}"))?;
+                stored += answer["storedEvents"].as_u64().unwrap_or(0);
+                expired += answer["expiredEvents"].as_u64().unwrap_or(0);
+            }
+            Ok((stored, expired))
+        })
+    };
+    let send = |number: u64, part: Part, last: bool| -> bool {
+        if number < resume_from {
+            return true; // stored by an earlier run
+        }
+        tx.send((number, part, last)).is_ok()
+    };
+
+    let mut read_failure = None;
+    loop {
+        let line = match reader.next_line() {
+            None => break,
+            Some(Ok(line)) => line,
+            Some(Err(TextFileError::NotUtf8 { line })) => {
+                outcome.bad_lines.push((line, "not UTF-8".into()));
+                continue;
+            }
+            Some(Err(TextFileError::Io { line, source })) => {
+                read_failure = Some((Some(line), source.to_string()));
+                break;
+            }
+            Some(Err(e)) => {
+                read_failure = Some((None, e.to_string()));
+                break;
+            }
+        };
+        let mut tokens = Vec::with_capacity(format.len());
+        if let Err(e) = format.split_record(line.text, &mut tokens) {
+            outcome.bad_lines.push((line.number, e.to_string()));
+            continue;
+        }
+        if !options
+            .traffic_type
+            .captures(action_column.map(|i| tokens[i]).filter(|a| *a != "-"))
+        {
+            continue;
+        }
+        let event = mapping.event(line.text, &tokens, fallback_ms);
+        let stream = match stream_names.get(event.resource) {
+            Some(name) => name.clone(),
+            None => {
+                let name = mapping.stream_name(event.resource);
+                stream_names.insert(event.resource.to_owned(), name.clone());
+                name
+            }
+        };
+        part.bytes += event.message.len() + EVENT_OVERHEAD_BYTES;
+        part.events += 1;
+        part.streams
+            .entry(stream)
+            .or_default()
+            .push(json!({ "timestamp": event.timestamp_ms, "message": event.message }));
+        counters.records.fetch_add(1, Ordering::Relaxed);
+        if part.events >= PART_MAX_EVENTS || part.bytes >= PART_MAX_BYTES {
+            if !send(part_number, std::mem::take(&mut part), false) {
+                break;
+            }
+            part_number += 1;
+        }
+    }
+    // The last part (possibly empty) marks the file complete, unless reading failed.
+    if read_failure.is_none() {
+        send(part_number, part, true);
+    }
+    drop(tx);
+    let uploaded = runtime.block_on(uploader);
+    match uploaded {
+        Ok(Ok((stored, expired))) => {
+            outcome.stored = stored;
+            outcome.expired = expired;
+        }
+        Ok(Err(error)) => outcome.failure = Some((None, error)),
+        Err(e) => outcome.failure = Some((None, format!("upload task failed: {e}"))),
+    }
+    if outcome.failure.is_none() {
+        outcome.failure = read_failure;
+    }
+    if mapping.is_transit_gateway() {
+        outcome.transit_gateway_records = outcome.stored;
+    }
+    let done = counters.files_done.load(Ordering::Relaxed) + 1;
+    progress.set_message(format!(
+        "{done} files, {} records",
+        counters.records.load(Ordering::Relaxed)
+    ));
+    outcome
+}
+
+fn part_body(
+    group: &str,
+    object: &str,
+    version: &str,
+    number: u64,
+    part: Part,
+    last: bool,
+) -> Value {
+    let streams: Vec<Value> = part
+        .streams
+        .into_iter()
+        .map(|(name, events)| json!({ "logStreamName": name, "logEvents": events }))
+        .collect();
+    json!({
+        "logGroupName": group,
+        "streams": streams,
+        "checkpoint": {
+            "source": CHECKPOINT_SOURCE,
+            "object": object,
+            "version": version,
+            "part": number,
+            "last": last,
+        }
+    })
+}
+
+/// Prints the summary (and problems) for people, or as JSON.
+pub fn report(summary: &ImportSummary, problems: &[FileProblem], as_json: bool) {
+    if as_json {
+        println!("{}", json!({ "summary": summary, "problems": problems }));
+        return;
+    }
+    for p in problems {
+        match p.line {
+            Some(line) => eprintln!("{}:{line}: {}", p.key, p.error),
+            None => eprintln!("{}: {}", p.key, p.error),
+        }
+    }
+    let rate = summary.records as f64 / summary.seconds.max(1e-9);
+    println!(
+        "files: {} found, {} imported, {} already imported, {} failed, {} not flow log files",
+        summary.files_found,
+        summary.files_imported,
+        summary.files_already_imported,
+        summary.files_failed,
+        summary.files_skipped
+    );
+    println!(
+        "records: {} stored ({} Transit Gateway), {} expired, {} bad lines",
+        summary.records,
+        summary.transit_gateway_records,
+        summary.records_expired,
+        summary.records_failed
+    );
+    println!(
+        "{:.1} MB compressed in {:.2} s: {:.0} records/s, {:.1} MB/s",
+        summary.compressed_bytes as f64 / 1e6,
+        summary.seconds,
+        rate,
+        summary.compressed_bytes as f64 / 1e6 / summary.seconds.max(1e-9)
+    );
+}
