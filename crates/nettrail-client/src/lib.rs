@@ -171,8 +171,22 @@ impl Client {
             .await
     }
 
+    /// Calls one of nettrail's own operations with a body already serialised as JSON
+    /// (for bulk requests, where building a `Value` tree would cost more than the call).
+    pub async fn nettrail_raw(&self, operation: &str, body: Vec<u8>) -> Result<Value, ClientError> {
+        self.call_bytes(
+            &format!("{NETTRAIL_TARGET_PREFIX}{operation}"),
+            Bytes::from(body),
+        )
+        .await
+    }
+
     async fn call_json(&self, target: &str, body: &Value) -> Result<Value, ClientError> {
         let body = Bytes::from(serde_json::to_vec(body).expect("a JSON value serialises"));
+        self.call_bytes(target, body).await
+    }
+
+    async fn call_bytes(&self, target: &str, body: Bytes) -> Result<Value, ClientError> {
         let hash = nettrail_sigv4::sha256_hex(&body);
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;

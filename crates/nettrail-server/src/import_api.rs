@@ -167,8 +167,8 @@ pub(crate) fn import_log_events(
     let cutoff = info
         .retention_days
         .map(|days| now - i64::from(days) * MS_PER_DAY);
-    let mut stored = 0u64;
     let mut expired = 0u64;
+    let mut batches: Vec<(String, Vec<NewEvent>)> = Vec::new();
     for stream in req.streams.expect("validated") {
         let name = stream.log_stream_name.expect("validated");
         let events: Vec<NewEvent> = stream
@@ -194,9 +194,15 @@ pub(crate) fn import_log_events(
             Ok(()) | Err(StoreError::StreamExists { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        store.append(&group, &name, &events)?;
-        stored += events.len() as u64;
+        batches.push((name, events));
     }
+    // One commit for the whole request: a part is stored all or none.
+    let streams: Vec<(&str, &[NewEvent])> = batches
+        .iter()
+        .map(|(n, e)| (n.as_str(), e.as_slice()))
+        .collect();
+    store.append_many(&group, &streams)?;
+    let stored: u64 = batches.iter().map(|(_, e)| e.len() as u64).sum();
     if let Some((source, object, version, part, last)) = checkpoint {
         store.set_import_checkpoint(
             &group,

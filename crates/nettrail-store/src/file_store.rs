@@ -202,15 +202,21 @@ pub(crate) struct Segment {
 }
 
 enum WriterMsg {
-    Write(WriteJob),
-    DropGroup { id: u64, dir: PathBuf },
+    /// Blocks of one group, committed together.
+    Write(Vec<WriteJob>),
+    DropGroup {
+        id: u64,
+        dir: PathBuf,
+    },
 }
 
 struct WriteJob {
     group_id: u64,
     stream_id: u64,
     payload: SealedPayload,
-    reply: SyncSender<Result<AppendAck>>,
+    /// Answered with (`index`, the outcome).
+    reply: SyncSender<(usize, Result<AppendAck>)>,
+    index: usize,
 }
 
 fn now_ms() -> Millis {
@@ -453,33 +459,73 @@ impl LogStore for FileStore {
     }
 
     fn append(&self, group: &str, stream: &str, events: &[NewEvent<'_>]) -> Result<AppendAck> {
-        let (group_id, stream_id) = self
-            .with_group(group, |g| g.streams.get(stream).map(|s| (g.id, s.id)))?
-            .ok_or_else(|| StoreError::StreamNotFound {
-                group: group.to_owned(),
-                stream: stream.to_owned(),
-            })?;
-        if events.is_empty() {
-            return Ok(AppendAck {
-                first_seq: 0,
-                ingestion_time: now_ms(),
+        let mut acks = self.append_many(group, &[(stream, events)])?;
+        Ok(acks.pop().expect("one ack per stream"))
+    }
+
+    fn append_many(
+        &self,
+        group: &str,
+        streams: &[(&str, &[NewEvent<'_>])],
+    ) -> Result<Vec<AppendAck>> {
+        let (group_id, stream_ids) = self.with_group(group, |g| {
+            let ids: Result<Vec<u64>> = streams
+                .iter()
+                .map(|(stream, _)| {
+                    g.streams
+                        .get(*stream)
+                        .map(|s| s.id)
+                        .ok_or_else(|| StoreError::StreamNotFound {
+                            group: group.to_owned(),
+                            stream: (*stream).to_owned(),
+                        })
+                })
+                .collect();
+            ids.map(|ids| (g.id, ids))
+        })??;
+        let empty_ack = AppendAck {
+            first_seq: 0,
+            ingestion_time: now_ms(),
+        };
+        let (reply, answer) = std::sync::mpsc::sync_channel(streams.len().max(1));
+        let mut jobs = Vec::new();
+        let mut slots = Vec::new(); // per stream: Some(job index) or None when empty
+        for ((_, events), stream_id) in streams.iter().zip(stream_ids) {
+            if events.is_empty() {
+                slots.push(None);
+                continue;
+            }
+            let mut order: Vec<&NewEvent<'_>> = events.iter().collect();
+            order.sort_by_key(|e| e.timestamp); // stable: equal timestamps keep their order
+            let payload = block::seal_payload(
+                order.iter().map(|e| (e.timestamp, e.message.as_ref())),
+                self.inner.config.zstd_level,
+            )
+            .map_err(|e| StoreError::io("compressing block for", &self.inner.config.dir, e))?;
+            slots.push(Some(jobs.len()));
+            jobs.push(WriteJob {
+                group_id,
+                stream_id,
+                payload,
+                reply: reply.clone(),
+                index: jobs.len(),
             });
         }
-        let mut order: Vec<&NewEvent<'_>> = events.iter().collect();
-        order.sort_by_key(|e| e.timestamp); // stable: equal timestamps keep their order
-        let payload = block::seal_payload(
-            order.iter().map(|e| (e.timestamp, e.message.as_ref())),
-            self.inner.config.zstd_level,
-        )
-        .map_err(|e| StoreError::io("compressing block for", &self.inner.config.dir, e))?;
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.send(WriterMsg::Write(WriteJob {
-            group_id,
-            stream_id,
-            payload,
-            reply,
-        }))?;
-        answer.recv().map_err(|_| StoreError::Closed)?
+        let sent = jobs.len();
+        if sent > 0 {
+            // One message: the writer commits all of it in one write and one fsync, so
+            // the streams of one call are stored all or none.
+            self.send(WriterMsg::Write(jobs))?;
+        }
+        let mut acks: Vec<Option<AppendAck>> = vec![None; sent];
+        for _ in 0..sent {
+            let (index, result) = answer.recv().map_err(|_| StoreError::Closed)?;
+            acks[index] = Some(result?);
+        }
+        Ok(slots
+            .into_iter()
+            .map(|slot| slot.map_or(empty_ack, |i| acks[i].expect("every job answered")))
+            .collect())
     }
 
     fn scan(
@@ -974,9 +1020,9 @@ impl Writer {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    WriterMsg::Write(job) => {
-                        bytes += job.payload.bytes.len();
-                        jobs.push(job);
+                    WriterMsg::Write(batch) => {
+                        bytes += batch.iter().map(|j| j.payload.bytes.len()).sum::<usize>();
+                        jobs.extend(batch);
                     }
                     WriterMsg::DropGroup { id, dir } => {
                         // Commit what is pending first so no write lands after removal.
@@ -1024,7 +1070,7 @@ impl Writer {
             let active = match self.active_segment(job.group_id) {
                 Ok(active) => active,
                 Err(e) => {
-                    let _ = job.reply.send(Err(e));
+                    let _ = job.reply.send((job.index, Err(e)));
                     continue;
                 }
             };
@@ -1078,7 +1124,7 @@ impl Writer {
                             &path,
                             std::io::Error::new(e.kind(), e.to_string()),
                         );
-                        let _ = job.reply.send(Err(err));
+                        let _ = job.reply.send((job.index, Err(err)));
                     }
                 }
             }
@@ -1102,15 +1148,18 @@ impl Writer {
                                 });
                         }
                     }
-                    acks.push((job.reply, header));
+                    acks.push((job.reply, job.index, header));
                 }
             }
         }
-        for (reply, header) in acks {
-            let _ = reply.send(Ok(AppendAck {
-                first_seq: header.first_seq,
-                ingestion_time: header.ingestion_ms,
-            }));
+        for (reply, index, header) in acks {
+            let _ = reply.send((
+                index,
+                Ok(AppendAck {
+                    first_seq: header.first_seq,
+                    ingestion_time: header.ingestion_ms,
+                }),
+            ));
         }
     }
 

@@ -302,6 +302,13 @@ pub trait LogStore: Send + Sync {
     /// Appends events to a stream (in any order; they are sorted by timestamp), and
     /// returns once they are durable.
     fn append(&self, group: &str, stream: &str, events: &[NewEvent<'_>]) -> Result<AppendAck>;
+    /// Appends events to several streams of one group, all or none (one commit), and
+    /// returns an acknowledgement per stream, in order, once they are durable.
+    fn append_many(
+        &self,
+        group: &str,
+        streams: &[(&str, &[NewEvent<'_>])],
+    ) -> Result<Vec<AppendAck>>;
     /// Reads one page of the events that `filter` accepts, in key order in the request's
     /// direction. Events older than the group's retention are never returned.
     fn scan(

@@ -13,7 +13,7 @@
 //! flow log id and a random part make it unique), so a bucket and a local copy of it
 //! count as the same source.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,13 +27,17 @@ use nettrail_client::Client;
 use nettrail_formats::flow::cloudwatch::{CloudWatchMapping, TrafficType};
 use nettrail_formats::flow::s3::{FileFormat, ObjectKey};
 use nettrail_formats::flow::{Field, FlowTextReader, LogFormat, TextFileError};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The checkpoint source of flow log files: keys from `AWSLogs/` on are globally unique.
 const CHECKPOINT_SOURCE: &str = "vpcflowlogs";
 
+/// Text gathered from a file before it is cut into parts (bounds an importer's memory
+/// per worker whatever the file size).
+const CHUNK_MAX_TEXT: usize = 64 * 1_048_576;
+
 /// A part holds at most this many events...
-const PART_MAX_EVENTS: usize = 20_000;
+const PART_MAX_EVENTS: usize = 50_000;
 /// ...and at most this many bytes (message + 26 per event), well under the server's
 /// ImportLogEvents limits.
 const PART_MAX_BYTES: usize = 4 * 1_048_576;
@@ -350,12 +354,36 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// A part of a file: its events by stream, in file order within each stream.
+/// An event of a part: (timestamp ms, start, end of its message in the part's text).
+type EventSpan = (i64, u32, u32);
+
+/// A part of a file: its events by stream, in file order within each stream. Messages
+/// live in one buffer and events point into it, so a part costs a few allocations, not
+/// several per event.
 #[derive(Default)]
 struct Part {
-    streams: BTreeMap<String, Vec<Value>>,
+    /// Every message of the part, one after the other.
+    text: String,
+    /// Per stream (each once): its events as (timestamp ms, start, end of the message
+    /// in `text`).
+    streams: Vec<(String, Vec<EventSpan>)>,
     events: usize,
     bytes: usize,
+}
+
+impl Part {
+    /// Adds an event of `stream`, which is either the part's last stream or new to it.
+    fn push_in_order(&mut self, stream: &str, timestamp: i64, message: &str) {
+        let start = self.text.len() as u32;
+        self.text.push_str(message);
+        let entry = (timestamp, start, self.text.len() as u32);
+        match self.streams.last_mut() {
+            Some((name, events)) if name == stream => events.push(entry),
+            _ => self.streams.push((stream.to_owned(), vec![entry])),
+        }
+        self.events += 1;
+        self.bytes += message.len() + EVENT_OVERHEAD_BYTES;
+    }
 }
 
 fn import_file(
@@ -398,8 +426,11 @@ fn import_file(
     let format = reader.format().clone();
     let mapping = CloudWatchMapping::new(&format, options.traffic_type);
     let fallback_ms = object.key.slot_start() * 1000;
-    let mut stream_names: HashMap<String, String> = HashMap::new();
-    let mut part = Part::default();
+    let mut stream_slots: HashMap<String, usize> = HashMap::new();
+    // Records are gathered by stream over a chunk of the file (all of it, unless it is
+    // huge) before they are cut into parts, so that a part carries long runs of few
+    // streams: the store then writes large blocks, not one tiny block per interface.
+    let mut chunk = Part::default();
     let mut part_number = 0u64;
     let action_column = format.position(Field::ACTION);
 
@@ -417,7 +448,7 @@ fn import_file(
             for (number, part, last) in rx {
                 let body = part_body(&group, &object_key, &version, number, part, last);
                 let answer = handle
-                    .block_on(client.nettrail("ImportLogEvents", &body))
+                    .block_on(client.nettrail_raw("ImportLogEvents", body))
                     .map_err(|e| format!("part {number} was not stored: {e}"))?;
                 stored += answer["storedEvents"].as_u64().unwrap_or(0);
                 expired += answer["expiredEvents"].as_u64().unwrap_or(0);
@@ -462,31 +493,47 @@ fn import_file(
             continue;
         }
         let event = mapping.event(line.text, &tokens, fallback_ms);
-        let stream = match stream_names.get(event.resource) {
-            Some(name) => name.clone(),
+        // One hash lookup per record: the stream's slot in the chunk.
+        let slot = match stream_slots.get(event.resource) {
+            Some(&slot) => slot,
             None => {
-                let name = mapping.stream_name(event.resource);
-                stream_names.insert(event.resource.to_owned(), name.clone());
-                name
+                let slot = chunk.streams.len();
+                chunk
+                    .streams
+                    .push((mapping.stream_name(event.resource), Vec::new()));
+                stream_slots.insert(event.resource.to_owned(), slot);
+                slot
             }
         };
-        part.bytes += event.message.len() + EVENT_OVERHEAD_BYTES;
-        part.events += 1;
-        part.streams
-            .entry(stream)
-            .or_default()
-            .push(json!({ "timestamp": event.timestamp_ms, "message": event.message }));
+        chunk.bytes += event.message.len() + EVENT_OVERHEAD_BYTES;
+        chunk.events += 1;
+        let start = chunk.text.len() as u32;
+        chunk.text.push_str(&event.message);
+        chunk.streams[slot]
+            .1
+            .push((event.timestamp_ms, start, chunk.text.len() as u32));
         counters.records.fetch_add(1, Ordering::Relaxed);
-        if part.events >= PART_MAX_EVENTS || part.bytes >= PART_MAX_BYTES {
-            if !send(part_number, std::mem::take(&mut part), false) {
+        if chunk.text.len() >= CHUNK_MAX_TEXT {
+            let mut all_sent = true;
+            stream_slots.clear();
+            for part in cut_parts(std::mem::take(&mut chunk)) {
+                all_sent &= send(part_number, part, false);
+                part_number += 1;
+            }
+            if !all_sent {
                 break;
             }
-            part_number += 1;
         }
     }
     // The last part (possibly empty) marks the file complete, unless reading failed.
     if read_failure.is_none() {
-        send(part_number, part, true);
+        let mut parts = cut_parts(chunk);
+        let last = parts.pop().unwrap_or_default();
+        for part in parts {
+            send(part_number, part, false);
+            part_number += 1;
+        }
+        send(part_number, last, true);
     }
     drop(tx);
     let uploaded = runtime.block_on(uploader);
@@ -512,6 +559,32 @@ fn import_file(
     outcome
 }
 
+/// Cuts a chunk into parts of at most [`PART_MAX_EVENTS`] events and
+/// [`PART_MAX_BYTES`] bytes, walking streams in name order and each stream's events in
+/// file order: the same chunk always gives the same parts.
+fn cut_parts(mut chunk: Part) -> Vec<Part> {
+    chunk.streams.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut parts = Vec::new();
+    let mut part = Part::default();
+    for (stream, events) in &chunk.streams {
+        for &(timestamp, start, end) in events {
+            let message = &chunk.text[start as usize..end as usize];
+            let cost = message.len() + EVENT_OVERHEAD_BYTES;
+            if part.events > 0
+                && (part.events >= PART_MAX_EVENTS || part.bytes + cost > PART_MAX_BYTES)
+            {
+                parts.push(std::mem::take(&mut part));
+            }
+            part.push_in_order(stream, timestamp, message);
+        }
+    }
+    if part.events > 0 {
+        parts.push(part);
+    }
+    parts
+}
+
+/// The ImportLogEvents request of a part, written straight to bytes.
 fn part_body(
     group: &str,
     object: &str,
@@ -519,23 +592,42 @@ fn part_body(
     number: u64,
     part: Part,
     last: bool,
-) -> Value {
-    let streams: Vec<Value> = part
-        .streams
-        .into_iter()
-        .map(|(name, events)| json!({ "logStreamName": name, "logEvents": events }))
-        .collect();
-    json!({
-        "logGroupName": group,
-        "streams": streams,
-        "checkpoint": {
-            "source": CHECKPOINT_SOURCE,
-            "object": object,
-            "version": version,
-            "part": number,
-            "last": last,
+) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(part.text.len() + part.events * 40 + 512);
+    let string =
+        |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("writing to a Vec");
+    out.extend_from_slice(b"{\"logGroupName\":");
+    string(&mut out, group);
+    out.extend_from_slice(b",\"streams\":[");
+    for (i, (name, events)) in part.streams.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
-    })
+        out.extend_from_slice(b"{\"logStreamName\":");
+        string(&mut out, name);
+        out.extend_from_slice(b",\"logEvents\":[");
+        for (j, &(timestamp, start, end)) in events.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            let _ = write!(out, "{{\"timestamp\":{timestamp},\"message\":");
+            string(&mut out, &part.text[start as usize..end as usize]);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"],\"checkpoint\":");
+    let checkpoint = json!({
+        "source": CHECKPOINT_SOURCE,
+        "object": object,
+        "version": version,
+        "part": number,
+        "last": last,
+    });
+    serde_json::to_writer(&mut out, &checkpoint).expect("writing to a Vec");
+    out.push(b'}');
+    out
 }
 
 /// Prints the summary (and problems) for people, or as JSON.
@@ -573,4 +665,85 @@ pub fn report(summary: &ImportSummary, problems: &[FileProblem], as_json: bool) 
         rate,
         summary.compressed_bytes as f64 / 1e6 / summary.seconds.max(1e-9)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// A chunk as the reader builds it: streams in order of first appearance.
+    fn chunk(events: &[(&str, i64, &str)]) -> Part {
+        let mut part = Part::default();
+        for (stream, ts, message) in events {
+            let start = part.text.len() as u32;
+            part.text.push_str(message);
+            let entry = (*ts, start, part.text.len() as u32);
+            match part.streams.iter_mut().find(|(name, _)| name == stream) {
+                Some((_, list)) => list.push(entry),
+                None => part.streams.push(((*stream).to_owned(), vec![entry])),
+            }
+            part.events += 1;
+            part.bytes += message.len() + EVENT_OVERHEAD_BYTES;
+        }
+        part
+    }
+
+    fn flatten(parts: &[Part]) -> Vec<(String, i64, String)> {
+        parts
+            .iter()
+            .flat_map(|p| {
+                p.streams.iter().flat_map(move |(s, events)| {
+                    events.iter().map(move |&(t, a, b)| {
+                        (s.clone(), t, p.text[a as usize..b as usize].to_owned())
+                    })
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_are_cut_into_bounded_parts_by_stream_and_nothing_is_lost() {
+        let big = "x".repeat(PART_MAX_BYTES / 3);
+        let events: Vec<(String, i64, String)> = (0..7)
+            .map(|i| (format!("eni-{}-all", i % 2), i, format!("{i} {big}")))
+            .collect();
+        let borrowed: Vec<(&str, i64, &str)> = events
+            .iter()
+            .map(|(s, t, m)| (s.as_str(), *t, m.as_str()))
+            .collect();
+        let parts = cut_parts(chunk(&borrowed));
+        assert!(parts
+            .iter()
+            .all(|p| p.bytes <= PART_MAX_BYTES && p.events <= PART_MAX_EVENTS));
+        assert_eq!(parts.len(), 4);
+        let mut expected = events.clone();
+        expected.sort_by(|a, b| a.0.cmp(&b.0)); // by stream, file order within
+        assert_eq!(flatten(&parts), expected);
+        assert!(cut_parts(Part::default()).is_empty());
+    }
+
+    #[test]
+    fn part_bodies_are_the_json_the_server_reads() {
+        let part = chunk(&[
+            ("eni-1-all", 5, "a \"quoted\" line"),
+            ("eni-2-all", 6, "b"),
+            ("eni-1-all", 7, "c\\d"),
+        ]);
+        let body: Value =
+            serde_json::from_slice(&part_body("/g", "AWSLogs/k", "42", 3, part, true)).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "logGroupName": "/g",
+                "streams": [
+                    {"logStreamName": "eni-1-all", "logEvents": [
+                        {"timestamp": 5, "message": "a \"quoted\" line"},
+                        {"timestamp": 7, "message": "c\\d"}]},
+                    {"logStreamName": "eni-2-all", "logEvents": [{"timestamp": 6, "message": "b"}]}
+                ],
+                "checkpoint": {"source": "vpcflowlogs", "object": "AWSLogs/k", "version": "42", "part": 3, "last": true}
+            })
+        );
+    }
 }
