@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Store tuning.
     pub store: StoreSettings,
+    /// The Firehose HTTP endpoint receiver.
+    pub firehose: FirehoseSettings,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +41,7 @@ impl Default for ServerConfig {
             access_keys: Vec::new(),
             limits: Limits::default(),
             store: StoreSettings::default(),
+            firehose: FirehoseSettings::default(),
         }
     }
 }
@@ -99,6 +102,40 @@ impl Default for Limits {
 impl Limits {
     pub(crate) fn throttle_wait(&self) -> Duration {
         Duration::from_millis(self.throttle_wait_ms)
+    }
+}
+
+/// The receiver of Amazon Data Firehose HTTP endpoint deliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FirehoseSettings {
+    /// The path Firehose POSTs to.
+    pub path: String,
+    /// Access keys accepted in `X-Amz-Firehose-Access-Key`; with none, every delivery
+    /// is refused.
+    pub access_keys: Vec<String>,
+    /// Log group of records that are not CloudWatch Logs subscription documents.
+    pub log_group: String,
+    /// Their log stream.
+    pub log_stream: String,
+    /// Largest delivery body (Firehose buffers up to 64 MiB), and largest once
+    /// decompressed when sent with `Content-Encoding: gzip`.
+    pub max_body_bytes: usize,
+    /// How long a request id is remembered, so that a retried delivery is not stored
+    /// twice (Firehose retries for at most two hours).
+    pub dedup_hours: u64,
+}
+
+impl Default for FirehoseSettings {
+    fn default() -> Self {
+        FirehoseSettings {
+            path: "/firehose".into(),
+            access_keys: Vec::new(),
+            log_group: "/firehose/records".into(),
+            log_stream: "firehose".into(),
+            max_body_bytes: 64 << 20,
+            dedup_hours: 24,
+        }
     }
 }
 

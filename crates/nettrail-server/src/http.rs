@@ -28,9 +28,16 @@ use crate::logs_api::LogsApi;
 const TARGET_PREFIX: &str = "Logs_20140328.";
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
+/// A request's processing slot and body memory, released when dropped.
+struct Admission {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _memory: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// Shared state of the HTTP front.
 pub(crate) struct Front {
     pub(crate) api: Arc<LogsApi>,
+    pub(crate) firehose: Arc<crate::firehose::FirehoseReceiver>,
     pub(crate) config: Arc<ServerConfig>,
     keys: Keys,
     in_flight: Arc<Semaphore>,
@@ -47,7 +54,11 @@ impl SecretLookup for Keys {
 }
 
 impl Front {
-    pub(crate) fn new(api: Arc<LogsApi>, config: Arc<ServerConfig>) -> Front {
+    pub(crate) fn new(
+        api: Arc<LogsApi>,
+        firehose: Arc<crate::firehose::FirehoseReceiver>,
+        config: Arc<ServerConfig>,
+    ) -> Front {
         let keys = config
             .access_keys
             .iter()
@@ -60,6 +71,7 @@ impl Front {
             buffered_bytes: Arc::new(Semaphore::new(buffered)),
             keys: Keys(keys),
             api,
+            firehose,
             config,
         }
     }
@@ -154,6 +166,9 @@ impl Front {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
+        if req.method() == Method::POST && req.uri().path() == self.config.firehose.path {
+            return with_request_id(Arc::clone(&self).firehose(req).await, &request_id);
+        }
         if req.method() == Method::GET && req.uri().path() == "/health" {
             return with_request_id(
                 Response::new(Full::new(Bytes::from_static(b"ok\n"))),
@@ -218,8 +233,27 @@ impl Front {
                 "Missing X-Amz-Target header.".into(),
             ));
         };
+        let (parts, body, _admission) = self.admit(req, self.config.limits.max_body_bytes).await?;
+
+        if !self.keys.0.is_empty() {
+            self.authenticate(&parts, &body)?;
+        }
+        let api = Arc::clone(&self.api);
+        tokio::task::spawn_blocking(move || api.call(&operation, &body))
+            .await
+            .map_err(|e| ApiError::Internal(format!("Internal error: {e}")))?
+    }
+
+    /// Admits a request (a processing slot, memory for its body) and reads its body of
+    /// at most `max_body_bytes`; a flood waits, then is throttled, instead of growing
+    /// the heap. The returned guard holds the slot and the memory.
+    async fn admit(
+        &self,
+        req: Request<Incoming>,
+        max_body_bytes: usize,
+    ) -> Result<(http::request::Parts, Bytes, Admission), ApiError> {
         let limits = &self.config.limits;
-        let _slot = tokio::time::timeout(
+        let slot = tokio::time::timeout(
             limits.throttle_wait(),
             Arc::clone(&self.in_flight).acquire_owned(),
         )
@@ -235,26 +269,25 @@ impl Front {
             .and_then(|v| v.parse::<usize>().ok());
         let too_large = || {
             ApiError::RequestTooLarge(format!(
-                "Request body exceeds the limit of {} bytes.",
-                limits.max_body_bytes
+                "Request body exceeds the limit of {max_body_bytes} bytes."
             ))
         };
-        if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        if declared.is_some_and(|n| n > max_body_bytes) {
             return Err(too_large());
         }
-        // Reserve memory for the body before reading it; a flood waits here, then is
-        // throttled, instead of growing the heap.
-        let reserve = declared.unwrap_or(limits.max_body_bytes).max(1) as u32;
-        let _memory = tokio::time::timeout(
+        let reserve = declared
+            .unwrap_or(max_body_bytes)
+            .clamp(1, u32::MAX as usize) as u32;
+        let memory = tokio::time::timeout(
             limits.throttle_wait(),
             Arc::clone(&self.buffered_bytes).acquire_many_owned(reserve),
         )
         .await
         .map_err(|_| ApiError::Throttling("Rate exceeded".into()))?
-        .expect("never closed");
+        .map_err(|_| ApiError::Throttling("Rate exceeded".into()))?;
         let body = tokio::time::timeout(
             Duration::from_secs(limits.body_read_timeout_secs),
-            Limited::new(body, limits.max_body_bytes).collect(),
+            Limited::new(body, max_body_bytes).collect(),
         )
         .await
         .map_err(|_| ApiError::RequestTimeout("The request body did not arrive in time.".into()))?
@@ -268,14 +301,60 @@ impl Front {
             }
         })?
         .to_bytes();
+        Ok((
+            parts,
+            body,
+            Admission {
+                _slot: slot,
+                _memory: memory,
+            },
+        ))
+    }
 
-        if !self.keys.0.is_empty() {
-            self.authenticate(&parts, &body)?;
-        }
-        let api = Arc::clone(&self.api);
-        tokio::task::spawn_blocking(move || api.call(&operation, &body))
-            .await
-            .map_err(|e| ApiError::Internal(format!("Internal error: {e}")))?
+    /// A Firehose HTTP endpoint delivery: answered in the protocol's own shape.
+    async fn firehose(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let header_request_id = req
+            .headers()
+            .get(nettrail_formats::firehose::REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let settings = &self.config.firehose;
+        let (status, answer) = match self.admit(req, settings.max_body_bytes).await {
+            Err(e) => (
+                if matches!(e, ApiError::RequestTooLarge(_)) {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    e.status()
+                },
+                crate::firehose::refusal(&header_request_id, e.to_string()),
+            ),
+            Ok((parts, body, admission)) => {
+                let receiver = Arc::clone(&self.firehose);
+                let answer = tokio::task::spawn_blocking(move || {
+                    let _admission = admission;
+                    receiver.receive(&parts.headers, &body)
+                })
+                .await;
+                match answer {
+                    Ok(answer) => answer,
+                    Err(e) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        crate::firehose::refusal(
+                            &header_request_id,
+                            format!("internal error: {e}"),
+                        ),
+                    ),
+                }
+            }
+        };
+        let mut response = Response::new(Full::new(Bytes::from(answer.to_json())));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
     }
 
     fn authenticate(&self, parts: &http::request::Parts, body: &[u8]) -> Result<(), ApiError> {

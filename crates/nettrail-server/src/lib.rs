@@ -13,6 +13,7 @@
 
 pub mod config;
 mod error;
+mod firehose;
 mod http;
 mod import_api;
 mod logs_api;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use nettrail_store::{FileStore, LogStore};
 
-pub use config::{AccessKey, Limits, ServerConfig, StoreSettings};
+pub use config::{AccessKey, FirehoseSettings, Limits, ServerConfig, StoreSettings};
 pub use error::{ApiError, ApiResult};
 pub use import_api::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS, NETTRAIL_TARGET_PREFIX};
 pub use logs_api::{event_id, LogsApi, EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES};
@@ -101,8 +102,15 @@ impl Server {
             "nettrail serving the CloudWatch Logs API"
         );
         let store: Arc<dyn LogStore> = Arc::new(self.store.clone());
-        let api = Arc::new(LogsApi::new(store, Arc::clone(&self.config)));
-        let front = Arc::new(http::Front::new(api, Arc::clone(&self.config)));
+        let api = Arc::new(LogsApi::new(Arc::clone(&store), Arc::clone(&self.config)));
+        let firehose = Arc::new(firehose::FirehoseReceiver::new(
+            store,
+            Arc::clone(&self.config),
+        ));
+        if self.config.firehose.access_keys.is_empty() {
+            tracing::info!(path = %self.config.firehose.path, "firehose receiver refuses every delivery: no firehose access key configured");
+        }
+        let front = Arc::new(http::Front::new(api, firehose, Arc::clone(&self.config)));
         front
             .serve(self.listener, shutdown, Duration::from_secs(10))
             .await;

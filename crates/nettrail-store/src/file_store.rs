@@ -578,6 +578,25 @@ impl LogStore for FileStore {
         })
     }
 
+    fn remove_import_checkpoint(&self, group: &str, source: &str, object: &str) -> Result<()> {
+        let (id, present) = self.with_group(group, |g| {
+            (
+                g.id,
+                g.imports
+                    .get(source)
+                    .is_some_and(|o| o.contains_key(object)),
+            )
+        })?;
+        if !present {
+            return Ok(());
+        }
+        self.mutate(MetaRecord::RemoveImportCheckpoint {
+            group: id,
+            source: source.to_owned(),
+            object: object.to_owned(),
+        })
+    }
+
     fn put_policy(&self, policy: ResourcePolicy) -> Result<()> {
         self.mutate(MetaRecord::PutPolicy { policy })
     }
@@ -725,6 +744,20 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     .entry(source.clone())
                     .or_default()
                     .insert(object.clone(), checkpoint.clone());
+            }
+        }
+        MetaRecord::RemoveImportCheckpoint {
+            group,
+            source,
+            object,
+        } => {
+            if let Some(g) = state.group_mut(*group) {
+                if let Some(objects) = g.imports.get_mut(source) {
+                    objects.remove(object);
+                    if objects.is_empty() {
+                        g.imports.remove(source);
+                    }
+                }
             }
         }
     }

@@ -74,6 +74,11 @@ pub(crate) enum MetaRecord {
         object: String,
         checkpoint: ImportCheckpoint,
     },
+    RemoveImportCheckpoint {
+        group: u64,
+        source: String,
+        object: String,
+    },
 }
 
 /// The open journal, appended to under the store's metadata lock.

@@ -334,6 +334,9 @@ pub trait LogStore: Send + Sync {
         checkpoint: ImportCheckpoint,
     ) -> Result<()>;
 
+    /// Forgets the checkpoint of `object` of `source` in `group` (nothing if none).
+    fn remove_import_checkpoint(&self, group: &str, source: &str, object: &str) -> Result<()>;
+
     /// Creates or replaces a resource policy (keyed by [`ResourcePolicy::key`]).
     fn put_policy(&self, policy: ResourcePolicy) -> Result<()>;
     /// Deletes a resource policy by key.

@@ -167,6 +167,11 @@ fn check_value(field: Field, token: &str, column: usize) -> Result<(), FlowError
         reason,
     };
     let fits = match field.kind() {
+        // Tabs, carriage returns and other control characters are never part of a value
+        // AWS writes; accepting them would make a line read back differently.
+        FieldKind::String if token.bytes().any(|b| b < 0x20 || b == 0x7f) => {
+            return Err(bad("contains a control character"));
+        }
         FieldKind::String => return Ok(()),
         FieldKind::Int32 => token.parse::<i32>().is_ok(),
         FieldKind::Int64 => token.parse::<i64>().is_ok(),
@@ -216,6 +221,22 @@ mod tests {
         );
         let err = format.parse_record("2 1 eni-1").unwrap_err();
         assert_eq!(err.to_string(), "the record has 3 fields, the format 14");
+    }
+
+    #[test]
+    fn control_characters_are_not_values() {
+        let format = LogFormat::parse("${type}").unwrap();
+        // A CRLF line ending is not part of the value; other control characters refuse.
+        assert_eq!(
+            format.record_line(&format.parse_record("IPv4\r").unwrap()),
+            "IPv4"
+        );
+        let err = format.parse_record("IPv4\r\r").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field 1 (type) is `IPv4\r`: contains a control character"
+        );
+        assert!(format.parse_record("a\tb").is_err());
     }
 
     #[test]
