@@ -1,5 +1,5 @@
 //! `nettrail import s3 SOURCE --log-group NAME`: VPC flow log files as VPC Flow Logs
-//! wrote them to S3 (any of the four key layouts, `.log.gz` text), into a log group of
+//! wrote them to S3 (any of the four key layouts, `.log.gz` text and `.parquet`), into a log group of
 //! a running nettrail, one stream per interface as CloudWatch Logs delivery names them.
 //!
 //! Files are read in parallel on worker threads (decompression and parsing are CPU
@@ -25,6 +25,7 @@ use flate2::bufread::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use nettrail_client::Client;
 use nettrail_formats::flow::cloudwatch::{CloudWatchMapping, TrafficType};
+use nettrail_formats::flow::parquet::ParquetFlowReader;
 use nettrail_formats::flow::s3::{FileFormat, ObjectKey};
 use nettrail_formats::flow::{Field, FlowTextReader, LogFormat, TextFileError};
 use serde_json::json;
@@ -297,9 +298,6 @@ fn list_local(root: &Path) -> Result<SourceListing> {
                 continue;
             }
             match ObjectKey::parse(&relative) {
-                Ok(key) if key.file_format == FileFormat::Parquet => {
-                    skipped.push((relative, "Parquet files are not imported yet".to_owned()));
-                }
                 Ok(key) => {
                     let size = entry
                         .metadata()
@@ -396,43 +394,15 @@ fn import_file(
     progress: &ProgressBar,
 ) -> FileOutcome {
     let mut outcome = FileOutcome::default();
-    let file = match std::fs::File::open(&object.path) {
-        Ok(f) => f,
-        Err(e) => {
-            outcome.failure = Some((None, format!("cannot open: {e}")));
-            return outcome;
-        }
-    };
-    let counting = CountingReader {
-        inner: file,
-        counters: Arc::clone(counters),
-        progress: progress.clone(),
-    };
-    let text = BufReader::with_capacity(
-        256 * 1024,
-        MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, counting)),
-    );
-    let mut reader = match FlowTextReader::new(text, LogFormat::default_vpc()) {
-        Ok(r) => r,
-        Err(TextFileError::Io { line, source }) => {
-            outcome.failure = Some((Some(line), source.to_string()));
-            return outcome;
-        }
-        Err(e) => {
-            outcome.failure = Some((Some(1), e.to_string()));
+    let mut reader = match open_records(object, counters, progress) {
+        Ok(reader) => reader,
+        Err(failure) => {
+            outcome.failure = Some(failure);
             return outcome;
         }
     };
     let format = reader.format().clone();
     let mapping = CloudWatchMapping::new(&format, options.traffic_type);
-    let fallback_ms = object.key.slot_start() * 1000;
-    let mut stream_slots: HashMap<String, usize> = HashMap::new();
-    // Records are gathered by stream over a chunk of the file (all of it, unless it is
-    // huge) before they are cut into parts, so that a part carries long runs of few
-    // streams: the store then writes large blocks, not one tiny block per interface.
-    let mut chunk = Part::default();
-    let mut part_number = 0u64;
-    let action_column = format.position(Field::ACTION);
 
     // Parts are uploaded by a task of the runtime, one after another, while this thread
     // reads on: a bounded channel keeps at most two parts in flight.
@@ -456,86 +426,21 @@ fn import_file(
             Ok((stored, expired))
         })
     };
-    let send = |number: u64, part: Part, last: bool| -> bool {
-        if number < resume_from {
-            return true; // stored by an earlier run
-        }
-        tx.send((number, part, last)).is_ok()
+    let mut sink = PartSink {
+        mapping: &mapping,
+        traffic_type: options.traffic_type,
+        action_column: format.position(Field::ACTION),
+        fallback_ms: object.key.slot_start() * 1000,
+        chunk: Part::default(),
+        stream_slots: HashMap::new(),
+        part_number: 0,
+        resume_from,
+        tx,
+        counters,
     };
-
-    let mut read_failure = None;
-    loop {
-        let line = match reader.next_line() {
-            None => break,
-            Some(Ok(line)) => line,
-            Some(Err(TextFileError::NotUtf8 { line })) => {
-                outcome.bad_lines.push((line, "not UTF-8".into()));
-                continue;
-            }
-            Some(Err(TextFileError::Io { line, source })) => {
-                read_failure = Some((Some(line), source.to_string()));
-                break;
-            }
-            Some(Err(e)) => {
-                read_failure = Some((None, e.to_string()));
-                break;
-            }
-        };
-        let mut tokens = Vec::with_capacity(format.len());
-        if let Err(e) = format.split_record(line.text, &mut tokens) {
-            outcome.bad_lines.push((line.number, e.to_string()));
-            continue;
-        }
-        if !options
-            .traffic_type
-            .captures(action_column.map(|i| tokens[i]).filter(|a| *a != "-"))
-        {
-            continue;
-        }
-        let event = mapping.event(line.text, &tokens, fallback_ms);
-        // One hash lookup per record: the stream's slot in the chunk.
-        let slot = match stream_slots.get(event.resource) {
-            Some(&slot) => slot,
-            None => {
-                let slot = chunk.streams.len();
-                chunk
-                    .streams
-                    .push((mapping.stream_name(event.resource), Vec::new()));
-                stream_slots.insert(event.resource.to_owned(), slot);
-                slot
-            }
-        };
-        chunk.bytes += event.message.len() + EVENT_OVERHEAD_BYTES;
-        chunk.events += 1;
-        let start = chunk.text.len() as u32;
-        chunk.text.push_str(&event.message);
-        chunk.streams[slot]
-            .1
-            .push((event.timestamp_ms, start, chunk.text.len() as u32));
-        counters.records.fetch_add(1, Ordering::Relaxed);
-        if chunk.text.len() >= CHUNK_MAX_TEXT {
-            let mut all_sent = true;
-            stream_slots.clear();
-            for part in cut_parts(std::mem::take(&mut chunk)) {
-                all_sent &= send(part_number, part, false);
-                part_number += 1;
-            }
-            if !all_sent {
-                break;
-            }
-        }
-    }
+    let read_failure = reader.pump(&format, &mut sink, &mut outcome.bad_lines);
     // The last part (possibly empty) marks the file complete, unless reading failed.
-    if read_failure.is_none() {
-        let mut parts = cut_parts(chunk);
-        let last = parts.pop().unwrap_or_default();
-        for part in parts {
-            send(part_number, part, false);
-            part_number += 1;
-        }
-        send(part_number, last, true);
-    }
-    drop(tx);
+    sink.finish(read_failure.is_none());
     let uploaded = runtime.block_on(uploader);
     match uploaded {
         Ok(Ok((stored, expired))) => {
@@ -557,6 +462,197 @@ fn import_file(
         counters.records.load(Ordering::Relaxed)
     ));
     outcome
+}
+
+/// Why a file stopped: the line (or row) if known, and the error.
+type Failure = (Option<u64>, String);
+
+/// A `.log.gz` file, decompressed, counting the compressed bytes read.
+type GzipText = BufReader<MultiGzDecoder<BufReader<CountingReader<std::fs::File>>>>;
+
+/// The records of a file, text or Parquet.
+enum RecordSource {
+    Text(Box<FlowTextReader<GzipText>>),
+    Parquet(ParquetFlowReader),
+}
+
+fn open_records(
+    object: &SourceObject,
+    counters: &Arc<Counters>,
+    progress: &ProgressBar,
+) -> Result<RecordSource, Failure> {
+    if object.key.file_format == FileFormat::Parquet {
+        // Parquet needs random access; AWS's files are at most 75 MB.
+        let bytes = std::fs::read(&object.path).map_err(|e| (None, format!("cannot read: {e}")))?;
+        counters
+            .compressed_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        progress.inc(bytes.len() as u64);
+        let reader =
+            ParquetFlowReader::new(bytes::Bytes::from(bytes)).map_err(|e| (None, e.to_string()))?;
+        return Ok(RecordSource::Parquet(reader));
+    }
+    let file =
+        std::fs::File::open(&object.path).map_err(|e| (None, format!("cannot open: {e}")))?;
+    let counting = CountingReader {
+        inner: file,
+        counters: Arc::clone(counters),
+        progress: progress.clone(),
+    };
+    let text = BufReader::with_capacity(
+        256 * 1024,
+        MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, counting)),
+    );
+    match FlowTextReader::new(text, LogFormat::default_vpc()) {
+        Ok(r) => Ok(RecordSource::Text(Box::new(r))),
+        Err(TextFileError::Io { line, source }) => Err((Some(line), source.to_string())),
+        Err(e) => Err((Some(1), e.to_string())),
+    }
+}
+
+impl RecordSource {
+    fn format(&self) -> &LogFormat {
+        match self {
+            RecordSource::Text(r) => r.format(),
+            RecordSource::Parquet(r) => r.format(),
+        }
+    }
+
+    /// Feeds every record to `sink`; bad lines are collected, and a failure that ends
+    /// the file is returned.
+    fn pump(
+        &mut self,
+        format: &LogFormat,
+        sink: &mut PartSink<'_>,
+        bad_lines: &mut Vec<(u64, String)>,
+    ) -> Option<Failure> {
+        match self {
+            RecordSource::Text(reader) => loop {
+                let line = match reader.next_line() {
+                    None => return None,
+                    Some(Ok(line)) => line,
+                    Some(Err(TextFileError::NotUtf8 { line })) => {
+                        bad_lines.push((line, "not UTF-8".into()));
+                        continue;
+                    }
+                    Some(Err(TextFileError::Io { line, source })) => {
+                        return Some((Some(line), source.to_string()))
+                    }
+                    Some(Err(e)) => return Some((None, e.to_string())),
+                };
+                let mut tokens = Vec::with_capacity(format.len());
+                if let Err(e) = format.split_record(line.text, &mut tokens) {
+                    bad_lines.push((line.number, e.to_string()));
+                    continue;
+                }
+                if !sink.add(line.text, &tokens) {
+                    return None; // the uploader stopped; its error is the file's
+                }
+            },
+            RecordSource::Parquet(reader) => {
+                while let Some(batch) = reader.next_batch() {
+                    let records = match batch {
+                        Ok(records) => records,
+                        Err(e) => return Some((None, e.to_string())),
+                    };
+                    for record in &records {
+                        let line = format.record_line(record);
+                        let mut tokens = Vec::with_capacity(format.len());
+                        format
+                            .split_record(&line, &mut tokens)
+                            .expect("written lines read back");
+                        if !sink.add(&line, &tokens) {
+                            return None;
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Gathers a file's events by stream and hands parts to the uploader.
+struct PartSink<'a> {
+    mapping: &'a CloudWatchMapping,
+    traffic_type: TrafficType,
+    action_column: Option<usize>,
+    fallback_ms: i64,
+    /// Records are gathered by stream over a chunk of the file (all of it, unless it is
+    /// huge) before they are cut into parts, so that a part carries long runs of few
+    /// streams: the store then writes large blocks, not one tiny block per interface.
+    chunk: Part,
+    /// Resource id → the stream's slot in `chunk.streams`.
+    stream_slots: HashMap<String, usize>,
+    part_number: u64,
+    /// Parts below this number are stored already (an earlier run).
+    resume_from: u64,
+    tx: mpsc::SyncSender<(u64, Part, bool)>,
+    counters: &'a Arc<Counters>,
+}
+
+impl PartSink<'_> {
+    /// Adds a record (its line and fields); false when the uploader has stopped.
+    fn add(&mut self, line: &str, tokens: &[&str]) -> bool {
+        let action = self.action_column.map(|i| tokens[i]).filter(|a| *a != "-");
+        if !self.traffic_type.captures(action) {
+            return true;
+        }
+        let event = self.mapping.event(line, tokens, self.fallback_ms);
+        // One hash lookup per record: the stream's slot in the chunk.
+        let slot = match self.stream_slots.get(event.resource) {
+            Some(&slot) => slot,
+            None => {
+                let slot = self.chunk.streams.len();
+                self.chunk
+                    .streams
+                    .push((self.mapping.stream_name(event.resource), Vec::new()));
+                self.stream_slots.insert(event.resource.to_owned(), slot);
+                slot
+            }
+        };
+        let chunk = &mut self.chunk;
+        chunk.bytes += event.message.len() + EVENT_OVERHEAD_BYTES;
+        chunk.events += 1;
+        let start = chunk.text.len() as u32;
+        chunk.text.push_str(&event.message);
+        chunk.streams[slot]
+            .1
+            .push((event.timestamp_ms, start, chunk.text.len() as u32));
+        self.counters.records.fetch_add(1, Ordering::Relaxed);
+        if chunk.text.len() < CHUNK_MAX_TEXT {
+            return true;
+        }
+        self.stream_slots.clear();
+        let mut all_sent = true;
+        for part in cut_parts(std::mem::take(&mut self.chunk)) {
+            all_sent &= self.send(part, false);
+        }
+        all_sent
+    }
+
+    fn send(&mut self, part: Part, last: bool) -> bool {
+        let number = self.part_number;
+        self.part_number += 1;
+        if number < self.resume_from {
+            return true; // stored by an earlier run
+        }
+        self.tx.send((number, part, last)).is_ok()
+    }
+
+    /// Sends what is left; with `complete`, the last part marks the file complete
+    /// (an empty one if need be). Dropping the sink ends the upload.
+    fn finish(mut self, complete: bool) {
+        if !complete {
+            return;
+        }
+        let mut parts = cut_parts(std::mem::take(&mut self.chunk));
+        let last = parts.pop().unwrap_or_default();
+        for part in parts {
+            self.send(part, false);
+        }
+        self.send(last, true);
+    }
 }
 
 /// Cuts a chunk into parts of at most [`PART_MAX_EVENTS`] events and

@@ -2,9 +2,11 @@
 //!
 //! - `nettrail serve`: the CloudWatch-Logs-compatible server with its embedded store.
 //! - `nettrail import s3`: VPC flow log files as AWS wrote them to S3, into a log group.
+//! - `nettrail flows convert`: a flow log file between AWS's text and Parquet formats.
 //!
 //! Later subcommands (agents, logs, vpn) join here as their issues land.
 
+mod flows;
 mod import;
 
 use std::net::SocketAddr;
@@ -33,6 +35,26 @@ enum Command {
     /// Import what AWS already wrote.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Work with VPC flow log files.
+    #[command(subcommand)]
+    Flows(FlowsCommand),
+}
+
+#[derive(Subcommand)]
+enum FlowsCommand {
+    /// Convert a flow log file between gzip text (with its header line) and Parquet, as
+    /// VPC Flow Logs writes them to S3; the file names decide (`.parquet`, `.gz`, else
+    /// plain text).
+    Convert {
+        /// The file to read.
+        input: PathBuf,
+        /// The file to write.
+        output: PathBuf,
+        /// The `${field}` format of a text file without a header line [default: the
+        /// default format].
+        #[arg(long)]
+        log_format: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -110,6 +132,20 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Import(ImportCommand::S3(args)) => import_s3(args),
+        Command::Flows(FlowsCommand::Convert {
+            input,
+            output,
+            log_format,
+        }) => (|| {
+            let format = log_format
+                .as_deref()
+                .map(nettrail_formats::flow::LogFormat::parse)
+                .transpose()
+                .context("--log-format")?;
+            let written = flows::convert(&input, &output, format.as_ref())?;
+            eprintln!("{written} records written to {}", output.display());
+            Ok(())
+        })(),
     };
     if let Err(err) = result {
         eprintln!("nettrail: {err:#}");

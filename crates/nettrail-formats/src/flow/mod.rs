@@ -4,6 +4,7 @@
 pub mod cloudwatch;
 mod fields;
 mod format;
+pub mod parquet;
 mod record;
 pub mod s3;
 mod text_file;
