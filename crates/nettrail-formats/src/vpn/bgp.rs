@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::catalogue::template_regex;
 use super::VpnLogError;
 
 /// The kind of a BGP log event.
@@ -161,27 +162,13 @@ static BGP_MATCHERS: LazyLock<Vec<(Regex, Vec<&'static str>)>> = LazyLock::new(|
     BGP_STATUS_MESSAGES
         .iter()
         .map(|spec| {
-            let mut pattern = String::from("^");
-            let mut names = Vec::new();
-            let mut rest = spec.template;
-            while let Some(open) = rest.find('{') {
-                let close = rest[open..].find('}').expect("closed") + open;
-                pattern.push_str(&separator_tolerant(&rest[..open]));
-                let name = &rest[open + 1..close];
-                names.push(name);
-                pattern.push_str(if name == "as_path" {
+            template_regex(spec.template, separator_tolerant, |name| {
+                if name == "as_path" {
                     "(.+?)"
                 } else {
                     r"(\S+?)"
-                });
-                rest = &rest[close + 1..];
-            }
-            pattern.push_str(&separator_tolerant(rest));
-            pattern.push_str(r"\.?$");
-            (
-                Regex::new(&pattern).expect("catalogue patterns compile"),
-                names,
-            )
+                }
+            })
         })
         .collect()
 });

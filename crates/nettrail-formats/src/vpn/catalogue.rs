@@ -285,31 +285,53 @@ struct Matcher {
     names: Vec<&'static str>,
 }
 
+/// A regex for a message template: its literal text through `literal`, each `{name}`
+/// a capture with the pattern `placeholder` gives it, anchored, a final dot optional.
+/// Returns the regex and the placeholder names in order.
+pub(crate) fn template_regex(
+    template: &'static str,
+    literal: fn(&str) -> String,
+    placeholder: fn(&str) -> &'static str,
+) -> (Regex, Vec<&'static str>) {
+    let mut pattern = String::from("^");
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .expect("templates close their braces")
+            + open;
+        pattern.push_str(&literal(&rest[..open]));
+        let name = &rest[open + 1..close];
+        names.push(name);
+        pattern.push_str(placeholder(name));
+        rest = &rest[close + 1..];
+    }
+    pattern.push_str(&literal(rest));
+    pattern.push_str(r"\.?$");
+    (
+        Regex::new(&pattern).expect("catalogue patterns compile"),
+        names,
+    )
+}
+
 static MATCHERS: LazyLock<Vec<Matcher>> = LazyLock::new(|| {
     CATALOGUE
         .iter()
         .map(|spec| {
-            let mut pattern = String::from("^");
-            let mut names = Vec::new();
-            let mut rest = spec.template;
-            while let Some(open) = rest.find('{') {
-                let close = rest[open..].find('}').expect("closed") + open;
-                pattern.push_str(&regex::escape(&rest[..open]));
-                let name = &rest[open + 1..close];
-                names.push(name);
+            let (regex, names) = template_regex(
+                spec.template,
+                // AWS's own pages differ in the dash of the IKEv1 DPD message.
+                |text| regex::escape(text).replace(r" \- ", r"\s*[-–•]\s*"),
                 // Counts and ids are numbers; SPIs and addresses are single tokens.
-                pattern.push_str(match name {
+                |name| match name {
                     "retry_count" | "id" => r"(\d+)",
                     _ => r"(\S+)",
-                });
-                rest = &rest[close + 1..];
-            }
-            pattern.push_str(&regex::escape(rest));
-            // AWS's own pages differ in the dash of the IKEv1 DPD message and trailing dots.
-            let pattern = pattern.replace(r" \- ", r"\s*[-–•]\s*") + r"\.?$";
+                },
+            );
             Matcher {
                 event: spec.event,
-                regex: Regex::new(&pattern).expect("catalogue patterns compile"),
+                regex,
                 names,
             }
         })
