@@ -1,6 +1,8 @@
 //! `nettrail import s3 SOURCE --log-group NAME`: VPC flow log files as VPC Flow Logs
-//! wrote them to S3 (any of the four key layouts, `.log.gz` text and `.parquet`), into a log group of
-//! a running nettrail, one stream per interface as CloudWatch Logs delivery names them.
+//! wrote them to S3 (any of the four key layouts, `.log.gz` text and `.parquet`), from a
+//! bucket (object_store: S3 or any S3-compatible store) or a local copy of one, into a
+//! log group of a running nettrail, one stream per interface as CloudWatch Logs
+//! delivery names them.
 //!
 //! Files are read in parallel on worker threads (decompression and parsing are CPU
 //! work and never run on the async runtime); each file is cut into parts in file order,
@@ -28,6 +30,8 @@ use nettrail_formats::flow::cloudwatch::{CloudWatchMapping, TrafficType};
 use nettrail_formats::flow::parquet::ParquetFlowReader;
 use nettrail_formats::flow::s3::{FileFormat, ObjectKey};
 use nettrail_formats::flow::{Field, FlowTextReader, LogFormat, TextFileError};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::json;
 
 /// The checkpoint source of flow log files: keys from `AWSLogs/` on are globally unique.
@@ -44,10 +48,23 @@ const PART_MAX_EVENTS: usize = 50_000;
 const PART_MAX_BYTES: usize = 4 * 1_048_576;
 const EVENT_OVERHEAD_BYTES: usize = 26;
 
+/// Where the files are.
+pub enum Source {
+    /// A local folder holding a copy of a bucket (or of part of one).
+    Folder(PathBuf),
+    /// A bucket (and prefix) of S3 or an S3-compatible store.
+    S3 {
+        /// The store, bound to the bucket.
+        store: Arc<dyn ObjectStore>,
+        /// The prefix within the bucket ("" for all of it).
+        prefix: String,
+    },
+}
+
 /// What to import and where.
 pub struct ImportOptions {
-    /// A local folder holding a copy of a bucket (or of part of one).
-    pub source: PathBuf,
+    /// Where the files are.
+    pub source: Source,
     /// The log group to import into (created when missing).
     pub log_group: String,
     /// The flow log's traffic type, which names the streams (`-all`).
@@ -65,9 +82,16 @@ struct SourceObject {
     relative: String,
     /// The key from `AWSLogs/` on: the checkpoint's object name.
     checkpoint_key: String,
-    path: PathBuf,
+    location: Location,
     size: u64,
     key: ObjectKey,
+}
+
+/// Where one object's bytes are.
+#[derive(Debug, Clone)]
+enum Location {
+    File(PathBuf),
+    S3(ObjectPath),
 }
 
 /// What an import did, for the summary.
@@ -122,7 +146,10 @@ pub fn run(
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(ImportSummary, Vec<FileProblem>)> {
     let started = Instant::now();
-    let SourceListing { objects, skipped } = list_local(&options.source)?;
+    let SourceListing { objects, skipped } = match &options.source {
+        Source::Folder(root) => list_local(root)?,
+        Source::S3 { store, prefix } => runtime.block_on(list_s3(store.as_ref(), prefix))?,
+    };
     let mut summary = ImportSummary {
         files_found: objects.len() as u64,
         files_skipped: skipped.len() as u64,
@@ -309,13 +336,47 @@ fn list_local(root: &Path) -> Result<SourceListing> {
                     objects.push(SourceObject {
                         checkpoint_key: relative[at..].to_owned(),
                         relative,
-                        path,
+                        location: Location::File(path),
                         size,
                         key,
                     });
                 }
                 Err(e) => skipped.push((relative, e.to_string())),
             }
+        }
+    }
+    objects.sort_by(|a, b| a.relative.cmp(&b.relative));
+    skipped.sort();
+    Ok(SourceListing { objects, skipped })
+}
+
+/// Every object under `prefix` in the bucket.
+async fn list_s3(store: &dyn ObjectStore, prefix: &str) -> Result<SourceListing> {
+    use futures::TryStreamExt;
+    let prefix_path = (!prefix.is_empty()).then(|| ObjectPath::from(prefix.trim_end_matches('/')));
+    let metas: Vec<object_store::ObjectMeta> = store
+        .list(prefix_path.as_ref())
+        .try_collect()
+        .await
+        .context("cannot list the bucket")?;
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    for meta in metas {
+        let relative = meta.location.to_string();
+        match ObjectKey::parse(&relative) {
+            Ok(key) => {
+                let at = relative
+                    .find("AWSLogs/")
+                    .expect("parsed keys have AWSLogs/");
+                objects.push(SourceObject {
+                    checkpoint_key: relative[at..].to_owned(),
+                    relative,
+                    location: Location::S3(meta.location),
+                    size: meta.size,
+                    key,
+                });
+            }
+            Err(e) => skipped.push((relative, e.to_string())),
         }
     }
     objects.sort_by(|a, b| a.relative.cmp(&b.relative));
@@ -394,7 +455,7 @@ fn import_file(
     progress: &ProgressBar,
 ) -> FileOutcome {
     let mut outcome = FileOutcome::default();
-    let mut reader = match open_records(object, counters, progress) {
+    let mut reader = match open_records(object, &options.source, runtime, counters, progress) {
         Ok(reader) => reader,
         Err(failure) => {
             outcome.failure = Some(failure);
@@ -468,7 +529,7 @@ fn import_file(
 type Failure = (Option<u64>, String);
 
 /// A `.log.gz` file, decompressed, counting the compressed bytes read.
-type GzipText = BufReader<MultiGzDecoder<BufReader<CountingReader<std::fs::File>>>>;
+type GzipText = BufReader<MultiGzDecoder<BufReader<CountingReader<Box<dyn Read + Send>>>>>;
 
 /// The records of a file, text or Parquet.
 enum RecordSource {
@@ -478,24 +539,47 @@ enum RecordSource {
 
 fn open_records(
     object: &SourceObject,
+    source: &Source,
+    runtime: &tokio::runtime::Handle,
     counters: &Arc<Counters>,
     progress: &ProgressBar,
 ) -> Result<RecordSource, Failure> {
+    // Objects of a bucket are fetched whole (AWS's files are at most 75 MB); files are
+    // read as they are decompressed, except Parquet, which needs random access.
+    let fetched: Option<bytes::Bytes> = match (&object.location, source) {
+        (Location::S3(path), Source::S3 { store, .. }) => {
+            let bytes = runtime
+                .block_on(async { store.get(path).await?.bytes().await })
+                .map_err(|e| (None, format!("cannot fetch: {e}")))?;
+            Some(bytes)
+        }
+        (Location::File(path), _) if object.key.file_format == FileFormat::Parquet => Some(
+            std::fs::read(path)
+                .map_err(|e| (None, format!("cannot read: {e}")))?
+                .into(),
+        ),
+        _ => None,
+    };
     if object.key.file_format == FileFormat::Parquet {
-        // Parquet needs random access; AWS's files are at most 75 MB.
-        let bytes = std::fs::read(&object.path).map_err(|e| (None, format!("cannot read: {e}")))?;
+        let bytes = fetched.expect("fetched above");
         counters
             .compressed_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         progress.inc(bytes.len() as u64);
-        let reader =
-            ParquetFlowReader::new(bytes::Bytes::from(bytes)).map_err(|e| (None, e.to_string()))?;
+        let reader = ParquetFlowReader::new(bytes).map_err(|e| (None, e.to_string()))?;
         return Ok(RecordSource::Parquet(reader));
     }
-    let file =
-        std::fs::File::open(&object.path).map_err(|e| (None, format!("cannot open: {e}")))?;
+    let inner: Box<dyn Read + Send> = match (fetched, &object.location) {
+        (Some(bytes), _) => Box::new(std::io::Cursor::new(bytes)),
+        (None, Location::File(path)) => {
+            Box::new(std::fs::File::open(path).map_err(|e| (None, format!("cannot open: {e}")))?)
+        }
+        (None, Location::S3(_)) => {
+            return Err((None, "a bucket object outside a bucket source".into()))
+        }
+    };
     let counting = CountingReader {
-        inner: file,
+        inner,
         counters: Arc::clone(counters),
         progress: progress.clone(),
     };

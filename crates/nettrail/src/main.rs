@@ -81,9 +81,13 @@ struct ServerArgs {
 
 #[derive(clap::Args)]
 struct ImportS3Args {
-    /// A folder holding a copy of a bucket or part of one (keys under it keep their
-    /// AWSLogs/… layout).
+    /// `s3://BUCKET[/PREFIX]` (S3 or an S3-compatible store), or a folder holding a copy
+    /// of a bucket or part of one (keys under it keep their AWSLogs/… layout).
     source: String,
+    /// The S3 endpoint, for S3-compatible stores (MinIO, Ceph, moto…) [default: AWS's,
+    /// for the region of the profile or environment].
+    #[arg(long)]
+    s3_endpoint_url: Option<String>,
     /// The log group to import into (created when missing).
     #[arg(long)]
     log_group: String,
@@ -199,9 +203,6 @@ fn serve(args: ServeArgs) -> Result<()> {
 }
 
 fn import_s3(args: ImportS3Args) -> Result<()> {
-    if args.source.starts_with("s3://") {
-        anyhow::bail!("s3:// sources are not supported yet: copy the bucket with `aws s3 sync` and import the folder");
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -216,8 +217,16 @@ fn import_s3(args: ImportS3Args) -> Result<()> {
         .map_err(|e| anyhow::anyhow!(e))?;
         Some(client)
     };
+    let source = match args.source.strip_prefix("s3://") {
+        Some(rest) => s3_source(
+            rest,
+            args.s3_endpoint_url.as_deref(),
+            args.server.profile.as_deref(),
+        )?,
+        None => import::Source::Folder(PathBuf::from(&args.source)),
+    };
     let options = import::ImportOptions {
-        source: PathBuf::from(&args.source),
+        source,
         log_group: args.log_group,
         traffic_type: args.traffic_type,
         dry_run: args.dry_run,
@@ -236,6 +245,42 @@ fn import_s3(args: ImportS3Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A bucket source from `BUCKET[/PREFIX]`, with credentials and region as the AWS CLI
+/// finds them.
+fn s3_source(
+    bucket_and_prefix: &str,
+    endpoint_url: Option<&str>,
+    profile: Option<&str>,
+) -> Result<import::Source> {
+    let (bucket, prefix) = bucket_and_prefix
+        .split_once('/')
+        .unwrap_or((bucket_and_prefix, ""));
+    if bucket.is_empty() {
+        anyhow::bail!("the source s3://{bucket_and_prefix} names no bucket");
+    }
+    let aws = nettrail_client::resolve_profile(profile)?;
+    let mut builder = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(&aws.region)
+        .with_access_key_id(&aws.credentials.access_key_id)
+        .with_secret_access_key(&aws.credentials.secret_access_key);
+    if let Some(token) = &aws.credentials.session_token {
+        builder = builder.with_token(token);
+    }
+    if let Some(url) = endpoint_url {
+        builder = builder
+            .with_endpoint(url)
+            .with_allow_http(url.starts_with("http://"));
+    }
+    let store = builder
+        .build()
+        .with_context(|| format!("cannot use the bucket {bucket}"))?;
+    Ok(import::Source::S3 {
+        store: std::sync::Arc::new(store),
+        prefix: prefix.to_owned(),
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.
