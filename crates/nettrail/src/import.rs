@@ -284,10 +284,46 @@ fn progress_bar(total_bytes: u64, files: usize) -> ProgressBar {
 
 /// What a source holds: flow log files, and the other files with why they are left
 /// alone.
+#[derive(Default)]
 struct SourceListing {
     objects: Vec<SourceObject>,
     /// (relative path, reason)
     skipped: Vec<(String, String)>,
+}
+
+impl SourceListing {
+    /// Adds a file or object: a flow log file when its key is one (its size is asked
+    /// for only then), else skipped with the reason.
+    fn add(
+        &mut self,
+        relative: String,
+        location: Location,
+        size: impl FnOnce() -> Result<u64>,
+    ) -> Result<()> {
+        match ObjectKey::parse(&relative) {
+            Ok(key) => {
+                let at = relative
+                    .find("AWSLogs/")
+                    .expect("parsed keys have AWSLogs/");
+                self.objects.push(SourceObject {
+                    checkpoint_key: relative[at..].to_owned(),
+                    size: size()?,
+                    relative,
+                    location,
+                    key,
+                });
+            }
+            Err(e) => self.skipped.push((relative, e.to_string())),
+        }
+        Ok(())
+    }
+
+    /// In key order, so that imports proceed the same way every run.
+    fn sorted(mut self) -> SourceListing {
+        self.objects.sort_by(|a, b| a.relative.cmp(&b.relative));
+        self.skipped.sort();
+        self
+    }
 }
 
 /// Every regular file under `root`.
@@ -297,8 +333,7 @@ fn list_local(root: &Path) -> Result<SourceListing> {
     if !meta.is_dir() {
         bail!("the source {} is not a folder", root.display());
     }
-    let mut objects = Vec::new();
-    let mut skipped = Vec::new();
+    let mut listing = SourceListing::default();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries =
@@ -321,33 +356,20 @@ fn list_local(root: &Path) -> Result<SourceListing> {
                 .collect::<Vec<_>>()
                 .join("/");
             if !file_type.is_file() {
-                skipped.push((relative, "not a regular file".to_owned()));
+                listing
+                    .skipped
+                    .push((relative, "not a regular file".to_owned()));
                 continue;
             }
-            match ObjectKey::parse(&relative) {
-                Ok(key) => {
-                    let size = entry
-                        .metadata()
-                        .with_context(|| format!("cannot stat {}", path.display()))?
-                        .len();
-                    let at = relative
-                        .find("AWSLogs/")
-                        .expect("parsed keys have AWSLogs/");
-                    objects.push(SourceObject {
-                        checkpoint_key: relative[at..].to_owned(),
-                        relative,
-                        location: Location::File(path),
-                        size,
-                        key,
-                    });
-                }
-                Err(e) => skipped.push((relative, e.to_string())),
-            }
+            let metadata = entry.metadata();
+            listing.add(relative, Location::File(path.clone()), || {
+                Ok(metadata
+                    .with_context(|| format!("cannot stat {}", path.display()))?
+                    .len())
+            })?;
         }
     }
-    objects.sort_by(|a, b| a.relative.cmp(&b.relative));
-    skipped.sort();
-    Ok(SourceListing { objects, skipped })
+    Ok(listing.sorted())
 }
 
 /// Every object under `prefix` in the bucket.
@@ -359,29 +381,16 @@ async fn list_s3(store: &dyn ObjectStore, prefix: &str) -> Result<SourceListing>
         .try_collect()
         .await
         .context("cannot list the bucket")?;
-    let mut objects = Vec::new();
-    let mut skipped = Vec::new();
+    let mut listing = SourceListing::default();
     for meta in metas {
-        let relative = meta.location.to_string();
-        match ObjectKey::parse(&relative) {
-            Ok(key) => {
-                let at = relative
-                    .find("AWSLogs/")
-                    .expect("parsed keys have AWSLogs/");
-                objects.push(SourceObject {
-                    checkpoint_key: relative[at..].to_owned(),
-                    relative,
-                    location: Location::S3(meta.location),
-                    size: meta.size,
-                    key,
-                });
-            }
-            Err(e) => skipped.push((relative, e.to_string())),
-        }
+        let size = meta.size;
+        listing.add(
+            meta.location.to_string(),
+            Location::S3(meta.location),
+            || Ok(size),
+        )?;
     }
-    objects.sort_by(|a, b| a.relative.cmp(&b.relative));
-    skipped.sort();
-    Ok(SourceListing { objects, skipped })
+    Ok(listing.sorted())
 }
 
 /// What became of one file.
