@@ -175,35 +175,66 @@ pub fn seal_payload<'a, I>(events: I, zstd_level: i32) -> std::io::Result<Sealed
 where
     I: IntoIterator<Item = (i64, &'a str)>,
 {
-    let mut raw = Vec::new();
-    let mut min_ts = None;
-    let mut max_ts = i64::MIN;
-    let mut count: u32 = 0;
-    for (ts, message) in events {
-        let base = *min_ts.get_or_insert(ts);
-        assert!(ts >= max_ts, "events must be sorted by timestamp");
-        max_ts = ts;
-        put_varint(&mut raw, (ts - base) as u64);
-        put_varint(&mut raw, message.len() as u64);
-        raw.extend_from_slice(message.as_bytes());
-        count += 1;
-    }
-    let min_ts = min_ts.expect("a block holds at least one event");
-    let raw_len = u32::try_from(raw.len()).map_err(|_| std::io::Error::other("block too large"))?;
-    let (codec, bytes) = if zstd_level == 0 {
-        (Codec::None, raw)
-    } else {
-        (Codec::Zstd, zstd::bulk::compress(&raw, zstd_level)?)
-    };
-    Ok(SealedPayload {
-        codec,
-        crc: crc32c::crc32c(&bytes),
-        bytes,
-        raw_len,
-        min_ts,
-        max_ts,
-        count,
+    SCRATCH.with_borrow_mut(|scratch| {
+        let SealScratch { raw, compressor } = scratch;
+        raw.clear();
+        let mut min_ts = None;
+        let mut max_ts = i64::MIN;
+        let mut count: u32 = 0;
+        for (ts, message) in events {
+            let base = *min_ts.get_or_insert(ts);
+            assert!(ts >= max_ts, "events must be sorted by timestamp");
+            max_ts = ts;
+            put_varint(raw, (ts - base) as u64);
+            put_varint(raw, message.len() as u64);
+            raw.extend_from_slice(message.as_bytes());
+            count += 1;
+        }
+        let min_ts = min_ts.expect("a block holds at least one event");
+        let raw_len =
+            u32::try_from(raw.len()).map_err(|_| std::io::Error::other("block too large"))?;
+        let (codec, bytes) = if zstd_level == 0 {
+            (Codec::None, raw.to_vec())
+        } else {
+            (
+                Codec::Zstd,
+                compressor_at(compressor, zstd_level)?.compress(raw.as_slice())?,
+            )
+        };
+        Ok(SealedPayload {
+            codec,
+            crc: crc32c::crc32c(&bytes),
+            bytes,
+            raw_len,
+            min_ts,
+            max_ts,
+            count,
+        })
     })
+}
+
+/// Per-thread buffers for sealing blocks: the raw payload buffer keeps its capacity and
+/// the zstd context its tables between blocks, rather than being allocated (and page
+/// faulted in) for every block; a store seals many small blocks per request.
+#[derive(Default)]
+struct SealScratch {
+    raw: Vec<u8>,
+    compressor: Option<(i32, zstd::bulk::Compressor<'static>)>,
+}
+
+/// The thread's zstd context at `level`, made on first use (or when the level changes).
+fn compressor_at<'s>(
+    slot: &'s mut Option<(i32, zstd::bulk::Compressor<'static>)>,
+    level: i32,
+) -> std::io::Result<&'s mut zstd::bulk::Compressor<'static>> {
+    if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+        *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+    }
+    Ok(&mut slot.as_mut().expect("set above").1)
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<SealScratch> = std::cell::RefCell::default();
 }
 
 /// Verifies a stored payload against its header and returns the raw event bytes.

@@ -37,16 +37,15 @@ use serde_json::json;
 /// The checkpoint source of flow log files: keys from `AWSLogs/` on are globally unique.
 const CHECKPOINT_SOURCE: &str = "vpcflowlogs";
 
-/// Text gathered from a file before it is cut into parts (bounds an importer's memory
-/// per worker whatever the file size).
-const CHUNK_MAX_TEXT: usize = 64 * 1_048_576;
+/// Request JSON gathered from a file before it is cut into parts (bounds an importer's
+/// memory per worker whatever the file size).
+const CHUNK_MAX_JSON: usize = 64 * 1_048_576;
 
 /// A part holds at most this many events...
 const PART_MAX_EVENTS: usize = 50_000;
-/// ...and at most this many bytes (message + 26 per event), well under the server's
-/// ImportLogEvents limits.
+/// ...and at most this many bytes of event JSON (more than the message + 26 per
+/// event the server counts), well under the server's ImportLogEvents limits.
 const PART_MAX_BYTES: usize = 4 * 1_048_576;
-const EVENT_OVERHEAD_BYTES: usize = 26;
 
 /// Where the files are.
 pub enum Source {
@@ -422,36 +421,55 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// An event of a part: (timestamp ms, start, end of its message in the part's text).
-type EventSpan = (i64, u32, u32);
-
-/// A part of a file: its events by stream, in file order within each stream. Messages
-/// live in one buffer and events point into it, so a part costs a few allocations, not
-/// several per event.
+/// The events of one stream in a chunk, already in the JSON of an ImportLogEvents
+/// request: each event is written as `,{"timestamp":…,"message":…}` while its line is
+/// still in the cache, and a part's body is then assembled from runs of these bytes.
 #[derive(Default)]
-struct Part {
-    /// Every message of the part, one after the other.
-    text: String,
-    /// Per stream (each once): its events as (timestamp ms, start, end of the message
-    /// in `text`).
-    streams: Vec<(String, Vec<EventSpan>)>,
-    events: usize,
-    bytes: usize,
+struct StreamEvents {
+    name: String,
+    json: Vec<u8>,
+    /// Where each event starts in `json`.
+    starts: Vec<u32>,
 }
 
-impl Part {
-    /// Adds an event of `stream`, which is either the part's last stream or new to it.
-    fn push_in_order(&mut self, stream: &str, timestamp: i64, message: &str) {
-        let start = self.text.len() as u32;
-        self.text.push_str(message);
-        let entry = (timestamp, start, self.text.len() as u32);
-        match self.streams.last_mut() {
-            Some((name, events)) if name == stream => events.push(entry),
-            _ => self.streams.push((stream.to_owned(), vec![entry])),
-        }
-        self.events += 1;
-        self.bytes += message.len() + EVENT_OVERHEAD_BYTES;
+impl StreamEvents {
+    /// The JSON of events `first..end`, without the leading comma.
+    fn run(&self, first: usize, end: usize) -> &[u8] {
+        let from = self.starts[first] as usize + 1;
+        let to = self
+            .starts
+            .get(end)
+            .map_or(self.json.len(), |&s| s as usize);
+        &self.json[from..to]
     }
+
+    /// The bytes event `i` takes in a request body; never less than PutLogEvents counts
+    /// for it (message + 26), so parts sized by this stay within the server's limits.
+    fn cost(&self, i: usize) -> usize {
+        let end = self
+            .starts
+            .get(i + 1)
+            .map_or(self.json.len(), |&s| s as usize);
+        end - self.starts[i] as usize
+    }
+}
+
+/// A chunk of a file: its events by stream (each stream once), in file order within
+/// each stream. The parts cut from it share it rather than copy it.
+#[derive(Default)]
+struct Chunk {
+    streams: Vec<StreamEvents>,
+    json_bytes: usize,
+}
+
+/// One ImportLogEvents request's worth of a chunk: runs of its streams' events.
+#[derive(Default)]
+struct Part {
+    chunk: Arc<Chunk>,
+    /// (stream slot in `chunk.streams`, first event, end event), in stream name order.
+    runs: Vec<(usize, usize, usize)>,
+    events: usize,
+    bytes: usize,
 }
 
 fn import_file(
@@ -486,7 +504,7 @@ fn import_file(
             let handle = tokio::runtime::Handle::current();
             let (mut stored, mut expired) = (0, 0);
             for (number, part, last) in rx {
-                let body = part_body(&group, &object_key, &version, number, part, last);
+                let body = part_body(&group, &object_key, &version, number, &part, last);
                 let answer = handle
                     .block_on(client.nettrail_raw("ImportLogEvents", body))
                     .map_err(|e| format!("part {number} was not stored: {e}"))?;
@@ -501,7 +519,7 @@ fn import_file(
         traffic_type: options.traffic_type,
         action_column: format.position(Field::ACTION),
         fallback_ms: object.key.slot_start() * 1000,
-        chunk: Part::default(),
+        chunk: Chunk::default(),
         stream_slots: HashMap::new(),
         part_number: 0,
         resume_from,
@@ -674,7 +692,7 @@ struct PartSink<'a> {
     /// Records are gathered by stream over a chunk of the file (all of it, unless it is
     /// huge) before they are cut into parts, so that a part carries long runs of few
     /// streams: the store then writes large blocks, not one tiny block per interface.
-    chunk: Part,
+    chunk: Chunk,
     /// Resource id → the stream's slot in `chunk.streams`.
     stream_slots: HashMap<String, usize>,
     part_number: u64,
@@ -697,23 +715,22 @@ impl PartSink<'_> {
             Some(&slot) => slot,
             None => {
                 let slot = self.chunk.streams.len();
-                self.chunk
-                    .streams
-                    .push((self.mapping.stream_name(event.resource), Vec::new()));
+                self.chunk.streams.push(StreamEvents {
+                    name: self.mapping.stream_name(event.resource),
+                    ..StreamEvents::default()
+                });
                 self.stream_slots.insert(event.resource.to_owned(), slot);
                 slot
             }
         };
         let chunk = &mut self.chunk;
-        chunk.bytes += event.message.len() + EVENT_OVERHEAD_BYTES;
-        chunk.events += 1;
-        let start = chunk.text.len() as u32;
-        chunk.text.push_str(&event.message);
-        chunk.streams[slot]
-            .1
-            .push((event.timestamp_ms, start, chunk.text.len() as u32));
+        let stream = &mut chunk.streams[slot];
+        let before = stream.json.len();
+        stream.starts.push(before as u32);
+        write_event_json(&mut stream.json, event.timestamp_ms, &event.message);
+        chunk.json_bytes += stream.json.len() - before;
         self.counters.records.fetch_add(1, Ordering::Relaxed);
-        if chunk.text.len() < CHUNK_MAX_TEXT {
+        if chunk.json_bytes < CHUNK_MAX_JSON {
             return true;
         }
         self.stream_slots.clear();
@@ -751,20 +768,33 @@ impl PartSink<'_> {
 /// Cuts a chunk into parts of at most [`PART_MAX_EVENTS`] events and
 /// [`PART_MAX_BYTES`] bytes, walking streams in name order and each stream's events in
 /// file order: the same chunk always gives the same parts.
-fn cut_parts(mut chunk: Part) -> Vec<Part> {
-    chunk.streams.sort_by(|a, b| a.0.cmp(&b.0));
+fn cut_parts(mut chunk: Chunk) -> Vec<Part> {
+    chunk.streams.sort_by(|a, b| a.name.cmp(&b.name));
+    let chunk = Arc::new(chunk);
+    let new_part = || Part {
+        chunk: Arc::clone(&chunk),
+        ..Part::default()
+    };
     let mut parts = Vec::new();
-    let mut part = Part::default();
-    for (stream, events) in &chunk.streams {
-        for &(timestamp, start, end) in events {
-            let message = &chunk.text[start as usize..end as usize];
-            let cost = message.len() + EVENT_OVERHEAD_BYTES;
+    let mut part = new_part();
+    for (slot, stream) in chunk.streams.iter().enumerate() {
+        let mut run_start = 0;
+        for i in 0..stream.starts.len() {
+            let cost = stream.cost(i);
             if part.events > 0
                 && (part.events >= PART_MAX_EVENTS || part.bytes + cost > PART_MAX_BYTES)
             {
-                parts.push(std::mem::take(&mut part));
+                if i > run_start {
+                    part.runs.push((slot, run_start, i));
+                }
+                run_start = i;
+                parts.push(std::mem::replace(&mut part, new_part()));
             }
-            part.push_in_order(stream, timestamp, message);
+            part.events += 1;
+            part.bytes += cost;
+        }
+        if stream.starts.len() > run_start {
+            part.runs.push((slot, run_start, stream.starts.len()));
         }
     }
     if part.events > 0 {
@@ -774,36 +804,48 @@ fn cut_parts(mut chunk: Part) -> Vec<Part> {
 }
 
 /// The ImportLogEvents request of a part, written straight to bytes.
+/// Appends `,{"timestamp":T,"message":M}` to `out`.
+fn write_event_json(out: &mut Vec<u8>, timestamp: i64, message: &str) {
+    use std::io::Write;
+    let _ = write!(out, ",{{\"timestamp\":{timestamp},\"message\":");
+    // Flow log lines never need escaping; checking that in one branch-free pass is much
+    // cheaper than serde_json's byte-by-byte escaper.
+    let needs_escape = message.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if needs_escape {
+        serde_json::to_writer(&mut *out, message).expect("writing to a Vec");
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(message.as_bytes());
+        out.push(b'"');
+    }
+    out.push(b'}');
+}
+
 fn part_body(
     group: &str,
     object: &str,
     version: &str,
     number: u64,
-    part: Part,
+    part: &Part,
     last: bool,
 ) -> Vec<u8> {
-    use std::io::Write;
-    let mut out = Vec::with_capacity(part.text.len() + part.events * 40 + 512);
+    let mut out = Vec::with_capacity(part.bytes + part.runs.len() * 64 + 512);
     let string =
         |out: &mut Vec<u8>, s: &str| serde_json::to_writer(out, s).expect("writing to a Vec");
     out.extend_from_slice(b"{\"logGroupName\":");
     string(&mut out, group);
     out.extend_from_slice(b",\"streams\":[");
-    for (i, (name, events)) in part.streams.iter().enumerate() {
+    for (i, &(slot, first, end)) in part.runs.iter().enumerate() {
+        let stream = &part.chunk.streams[slot];
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"logStreamName\":");
-        string(&mut out, name);
+        string(&mut out, &stream.name);
         out.extend_from_slice(b",\"logEvents\":[");
-        for (j, &(timestamp, start, end)) in events.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            let _ = write!(out, "{{\"timestamp\":{timestamp},\"message\":");
-            string(&mut out, &part.text[start as usize..end as usize]);
-            out.push(b'}');
-        }
+        out.extend_from_slice(stream.run(first, end));
         out.extend_from_slice(b"]}");
     }
     out.extend_from_slice(b"],\"checkpoint\":");
@@ -862,33 +904,43 @@ mod tests {
     use serde_json::Value;
 
     /// A chunk as the reader builds it: streams in order of first appearance.
-    fn chunk(events: &[(&str, i64, &str)]) -> Part {
-        let mut part = Part::default();
-        for (stream, ts, message) in events {
-            let start = part.text.len() as u32;
-            part.text.push_str(message);
-            let entry = (*ts, start, part.text.len() as u32);
-            match part.streams.iter_mut().find(|(name, _)| name == stream) {
-                Some((_, list)) => list.push(entry),
-                None => part.streams.push(((*stream).to_owned(), vec![entry])),
-            }
-            part.events += 1;
-            part.bytes += message.len() + EVENT_OVERHEAD_BYTES;
+    fn chunk(events: &[(&str, i64, &str)]) -> Chunk {
+        let mut chunk = Chunk::default();
+        for &(stream, ts, message) in events {
+            let slot = match chunk.streams.iter().position(|s| s.name == stream) {
+                Some(slot) => slot,
+                None => {
+                    chunk.streams.push(StreamEvents {
+                        name: stream.to_owned(),
+                        ..StreamEvents::default()
+                    });
+                    chunk.streams.len() - 1
+                }
+            };
+            let stream = &mut chunk.streams[slot];
+            stream.starts.push(stream.json.len() as u32);
+            write_event_json(&mut stream.json, ts, message);
         }
-        part
+        chunk
     }
 
     fn flatten(parts: &[Part]) -> Vec<(String, i64, String)> {
-        parts
-            .iter()
-            .flat_map(|p| {
-                p.streams.iter().flat_map(move |(s, events)| {
-                    events.iter().map(move |&(t, a, b)| {
-                        (s.clone(), t, p.text[a as usize..b as usize].to_owned())
-                    })
-                })
-            })
-            .collect()
+        let mut events = Vec::new();
+        for part in parts {
+            for &(slot, first, end) in &part.runs {
+                let stream = &part.chunk.streams[slot];
+                let run = std::str::from_utf8(stream.run(first, end)).unwrap();
+                let parsed: Vec<Value> = serde_json::from_str(&format!("[{run}]")).unwrap();
+                for event in parsed {
+                    events.push((
+                        stream.name.clone(),
+                        event["timestamp"].as_i64().unwrap(),
+                        event["message"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+        events
     }
 
     #[test]
@@ -909,18 +961,20 @@ mod tests {
         let mut expected = events.clone();
         expected.sort_by(|a, b| a.0.cmp(&b.0)); // by stream, file order within
         assert_eq!(flatten(&parts), expected);
-        assert!(cut_parts(Part::default()).is_empty());
+        assert!(cut_parts(Chunk::default()).is_empty());
     }
 
     #[test]
     fn part_bodies_are_the_json_the_server_reads() {
-        let part = chunk(&[
+        let mut parts = cut_parts(chunk(&[
             ("eni-1-all", 5, "a \"quoted\" line"),
             ("eni-2-all", 6, "b"),
             ("eni-1-all", 7, "c\\d"),
-        ]);
+        ]));
+        assert_eq!(parts.len(), 1);
+        let part = parts.pop().unwrap();
         let body: Value =
-            serde_json::from_slice(&part_body("/g", "AWSLogs/k", "42", 3, part, true)).unwrap();
+            serde_json::from_slice(&part_body("/g", "AWSLogs/k", "42", 3, &part, true)).unwrap();
         assert_eq!(
             body,
             json!({

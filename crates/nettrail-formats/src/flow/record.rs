@@ -109,9 +109,27 @@ impl LogFormat {
     ) -> Result<(), FlowError> {
         tokens.clear();
         let line = line.strip_suffix('\r').unwrap_or(line);
-        let mut split = line.split(' ').filter(|t| !t.is_empty());
+        // A byte loop rather than `str::split`: this runs for every record of an import,
+        // and tokens are short, so searching for the next space with memchr costs more
+        // than it saves.
+        let bytes = line.as_bytes();
+        let mut pos = 0;
+        let mut next_token = || -> Option<&'l str> {
+            while pos < bytes.len() && bytes[pos] == b' ' {
+                pos += 1;
+            }
+            if pos == bytes.len() {
+                return None;
+            }
+            let start = pos;
+            while pos < bytes.len() && bytes[pos] != b' ' {
+                pos += 1;
+            }
+            // Cut at ASCII spaces, so always on character boundaries.
+            Some(&line[start..pos])
+        };
         for (column, &field) in self.fields().iter().enumerate() {
-            let Some(token) = split.next() else {
+            let Some(token) = next_token() else {
                 return Err(FlowError::FieldCount {
                     expected: self.len(),
                     found: column,
@@ -120,7 +138,10 @@ impl LogFormat {
             check_value(field, token, column)?;
             tokens.push(token);
         }
-        let extra = split.count();
+        let mut extra = 0;
+        while next_token().is_some() {
+            extra += 1;
+        }
         if extra > 0 {
             return Err(FlowError::FieldCount {
                 expected: self.len(),
@@ -160,6 +181,16 @@ fn check_value(field: Field, token: &str, column: usize) -> Result<(), FlowError
     if token == "-" {
         return Ok(());
     }
+    // The common case in one pass; anything else takes the slow path below, which
+    // names what is wrong.
+    let fast_ok = match field.kind() {
+        FieldKind::String => !token.bytes().any(|b| b < 0x20 || b == 0x7f),
+        FieldKind::Int32 => canonical_i64(token).is_some_and(|v| i32::try_from(v).is_ok()),
+        FieldKind::Int64 => canonical_i64(token).is_some(),
+    };
+    if fast_ok {
+        return Ok(());
+    }
     let bad = |reason: &'static str| FlowError::BadValue {
         field: field.name(),
         column: column + 1,
@@ -169,10 +200,7 @@ fn check_value(field: Field, token: &str, column: usize) -> Result<(), FlowError
     let fits = match field.kind() {
         // Tabs, carriage returns and other control characters are never part of a value
         // AWS writes; accepting them would make a line read back differently.
-        FieldKind::String if token.bytes().any(|b| b < 0x20 || b == 0x7f) => {
-            return Err(bad("contains a control character"));
-        }
-        FieldKind::String => return Ok(()),
+        FieldKind::String => return Err(bad("contains a control character")),
         FieldKind::Int32 => token.parse::<i32>().is_ok(),
         FieldKind::Int64 => token.parse::<i64>().is_ok(),
     };
@@ -188,6 +216,34 @@ fn check_value(field: Field, token: &str, column: usize) -> Result<(), FlowError
     Ok(())
 }
 
+/// The value of an integer written as AWS writes it (see [`canonical_integer`]), or
+/// `None` for anything else, including values outside `i64`.
+fn canonical_i64(token: &str) -> Option<i64> {
+    let (negative, digits) = match token.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        digits => (false, digits),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    // Accumulated as a negative number so that i64::MIN fits.
+    let mut value: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
+}
+
 /// Integers as AWS writes them, so that a parsed line writes back byte for byte: no
 /// `+`, no leading zeros, no `-0`.
 fn canonical_integer(token: &str) -> bool {
@@ -198,6 +254,46 @@ fn canonical_integer(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_integer_check_agrees_with_the_slow_one() {
+        for token in [
+            "0",
+            "-0",
+            "00",
+            "7",
+            "-7",
+            "+7",
+            "0443",
+            "",
+            "-",
+            "1a",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "2147483647",
+            "2147483648",
+            "-2147483648",
+            "-2147483649",
+            "٣",
+            "--1",
+        ] {
+            let slow = token
+                .parse::<i64>()
+                .ok()
+                .filter(|_| canonical_integer(token));
+            assert_eq!(canonical_i64(token), slow, "{token:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_integer_check_agrees_on_any_token(token in "[-+]?[0-9a ]{0,21}") {
+            let slow = token.parse::<i64>().ok().filter(|_| canonical_integer(&token));
+            proptest::prop_assert_eq!(canonical_i64(&token), slow);
+        }
+    }
 
     #[test]
     fn integers_must_be_canonical() {
