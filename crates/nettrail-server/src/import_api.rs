@@ -196,25 +196,27 @@ pub(crate) fn import_log_events(
         }
         batches.push((name, events));
     }
-    // One commit for the whole request: a part is stored all or none.
+    // One commit for the whole request: a part is stored all or none, and with its
+    // checkpoint, so that a crash cannot leave a stored part that an import would send
+    // (and store) again.
     let streams: Vec<(&str, &[NewEvent])> = batches
         .iter()
         .map(|(n, e)| (n.as_str(), e.as_slice()))
         .collect();
-    store.append_many(&group, &streams)?;
-    let stored: u64 = batches.iter().map(|(_, e)| e.len() as u64).sum();
-    if let Some((source, object, version, part, last)) = checkpoint {
-        store.set_import_checkpoint(
-            &group,
-            &source,
-            &object,
-            ImportCheckpoint {
+    match checkpoint {
+        Some((source, object, version, part, last)) => {
+            let checkpoint = ImportCheckpoint {
                 version,
                 parts: part + 1,
                 complete: last,
-            },
-        )?;
+            };
+            store.import_many(&group, &streams, &source, &object, checkpoint)?;
+        }
+        None => {
+            store.append_many(&group, &streams)?;
+        }
     }
+    let stored: u64 = batches.iter().map(|(_, e)| e.len() as u64).sum();
     Ok(json!({ "storedEvents": stored, "expiredEvents": expired }))
 }
 

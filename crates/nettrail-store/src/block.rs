@@ -7,7 +7,7 @@
 //! offset size field
 //!   0    4   magic: b"NTB" followed by the format version byte (1)
 //!   4    4   header_crc: CRC-32C of header bytes 8..72
-//!   8    1   codec: 0 = none, 1 = zstd
+//!   8    1   codec: 0 = none, 1 = zstd, 2 = import checkpoint (see below)
 //!   9    3   reserved (zero)
 //!  12    4   payload_len: bytes of payload on disk
 //!  16    4   payload_crc: CRC-32C of the payload as stored
@@ -24,6 +24,11 @@
 //! The raw payload is `count` events in timestamp order, each
 //! `varint(timestamp - min_ts) varint(message_len) message_bytes` (LEB128 varints,
 //! UTF-8 messages). Event `i` has sequence number `first_seq + i`.
+//!
+//! An import checkpoint block (codec 2) holds no events (`count` 0, `stream_id` 0,
+//! timestamps 0): its payload is the JSON of a checkpoint committed in the same write as
+//! the blocks before it, so that the events of an import part and the record that they
+//! are stored are durable together (see `file_store`).
 //!
 //! Two checksums rather than one so that the expensive part (compressing the payload
 //! and checksumming it) can happen on the request's thread, while the single writer
@@ -43,6 +48,8 @@ pub enum Codec {
     None = 0,
     /// Compressed as one zstd frame.
     Zstd = 1,
+    /// Not events: an import checkpoint (JSON), committed with the blocks before it.
+    ImportCheckpoint = 2,
 }
 
 impl Codec {
@@ -50,6 +57,7 @@ impl Codec {
         match byte {
             0 => Some(Codec::None),
             1 => Some(Codec::Zstd),
+            2 => Some(Codec::ImportCheckpoint),
             _ => None,
         }
     }
@@ -125,7 +133,11 @@ impl BlockHeader {
             max_ts: u64_at(bytes, 56) as i64,
             count: u32_at(bytes, 64),
         };
-        if header.min_ts > header.max_ts || header.count == 0 {
+        let fields_ok = match codec {
+            Codec::ImportCheckpoint => header.count == 0 && header.stream_id == 0,
+            Codec::None | Codec::Zstd => header.min_ts <= header.max_ts && header.count > 0,
+        };
+        if !fields_ok {
             return Err(CorruptKind::HeaderFields);
         }
         Ok(header)
@@ -237,6 +249,21 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<SealScratch> = std::cell::RefCell::default();
 }
 
+/// The payload of an import checkpoint block: `json` stored as is.
+pub fn checkpoint_payload(json: Vec<u8>) -> std::io::Result<SealedPayload> {
+    let raw_len =
+        u32::try_from(json.len()).map_err(|_| std::io::Error::other("checkpoint too large"))?;
+    Ok(SealedPayload {
+        codec: Codec::ImportCheckpoint,
+        crc: crc32c::crc32c(&json),
+        bytes: json,
+        raw_len,
+        min_ts: 0,
+        max_ts: 0,
+        count: 0,
+    })
+}
+
 /// Verifies a stored payload against its header and returns the raw event bytes.
 pub fn open_payload(header: &BlockHeader, stored: &[u8]) -> Result<Vec<u8>, CorruptKind> {
     if stored.len() != header.payload_len as usize {
@@ -246,7 +273,7 @@ pub fn open_payload(header: &BlockHeader, stored: &[u8]) -> Result<Vec<u8>, Corr
         return Err(CorruptKind::PayloadChecksum);
     }
     let raw = match header.codec {
-        Codec::None => stored.to_vec(),
+        Codec::None | Codec::ImportCheckpoint => stored.to_vec(),
         Codec::Zstd => zstd::bulk::decompress(stored, header.raw_len as usize)
             .map_err(|_| CorruptKind::Decompress)?,
     };

@@ -26,6 +26,8 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::block::{self, BlockHeader, SealedPayload, HEADER_LEN};
 use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, Journal, MetaRecord};
@@ -112,6 +114,22 @@ impl State {
     }
 }
 
+/// An import checkpoint and the store sequence of the commit that stored it.
+#[derive(Clone)]
+struct StoredCheckpoint {
+    checkpoint: ImportCheckpoint,
+    /// 0 when recorded by the journal alone (Firehose de-duplication, older stores).
+    seq: u64,
+}
+
+/// What an import checkpoint block holds.
+#[derive(Serialize, Deserialize)]
+struct CheckpointMark {
+    source: String,
+    object: String,
+    checkpoint: ImportCheckpoint,
+}
+
 struct Group {
     id: u64,
     name: String,
@@ -124,12 +142,28 @@ struct Group {
     streams: BTreeMap<String, Stream>,
     stream_names: HashMap<u64, String>,
     /// Import checkpoints by source, then object.
-    imports: BTreeMap<String, BTreeMap<String, ImportCheckpoint>>,
+    imports: BTreeMap<String, BTreeMap<String, StoredCheckpoint>>,
     segments: BTreeMap<u64, Arc<Segment>>,
     dir: PathBuf,
 }
 
 impl Group {
+    /// Takes the checkpoint of an import checkpoint block committed at `seq`, unless
+    /// the group holds a later one for the same object.
+    fn record_checkpoint(&mut self, mark: &CheckpointMark, seq: u64) {
+        let objects = self.imports.entry(mark.source.clone()).or_default();
+        if objects.get(&mark.object).is_some_and(|c| c.seq > seq) {
+            return;
+        }
+        objects.insert(
+            mark.object.clone(),
+            StoredCheckpoint {
+                checkpoint: mark.checkpoint.clone(),
+                seq,
+            },
+        );
+    }
+
     fn cutoff(&self, now: Millis) -> Option<Millis> {
         self.retention_days
             .map(|days| now - i64::from(days) * MS_PER_DAY)
@@ -214,6 +248,9 @@ struct WriteJob {
     group_id: u64,
     stream_id: u64,
     payload: SealedPayload,
+    /// Set for an import checkpoint block: published into the group's checkpoints when
+    /// the commit is durable.
+    checkpoint: Option<CheckpointMark>,
     /// Answered with (`index`, the outcome).
     reply: SyncSender<(usize, Result<AppendAck>)>,
     index: usize,
@@ -319,6 +356,96 @@ impl FileStore {
     }
 
     /// Appends a metadata record and applies it to the state, under the journal lock.
+    /// Appends events to several streams of one group in one commit, with an import
+    /// checkpoint block after them when `mark` is given. Returns an acknowledgement per
+    /// stream and the sequence of the checkpoint block.
+    fn append_inner(
+        &self,
+        group: &str,
+        streams: &[(&str, &[NewEvent<'_>])],
+        mark: Option<CheckpointMark>,
+    ) -> Result<(Vec<AppendAck>, Option<u64>)> {
+        let (group_id, stream_ids) = self.with_group(group, |g| {
+            let ids: Result<Vec<u64>> = streams
+                .iter()
+                .map(|(stream, _)| {
+                    g.streams
+                        .get(*stream)
+                        .map(|s| s.id)
+                        .ok_or_else(|| StoreError::StreamNotFound {
+                            group: group.to_owned(),
+                            stream: (*stream).to_owned(),
+                        })
+                })
+                .collect();
+            ids.map(|ids| (g.id, ids))
+        })??;
+        let empty_ack = AppendAck {
+            first_seq: 0,
+            ingestion_time: now_ms(),
+        };
+        let (reply, answer) = std::sync::mpsc::sync_channel(streams.len().max(1));
+        let mut jobs = Vec::new();
+        let mut slots = Vec::new(); // per stream: Some(job index) or None when empty
+        for ((_, events), stream_id) in streams.iter().zip(stream_ids) {
+            if events.is_empty() {
+                slots.push(None);
+                continue;
+            }
+            let mut order: Vec<&NewEvent<'_>> = events.iter().collect();
+            order.sort_by_key(|e| e.timestamp); // stable: equal timestamps keep their order
+            let payload = block::seal_payload(
+                order.iter().map(|e| (e.timestamp, e.message.as_ref())),
+                self.inner.config.zstd_level,
+            )
+            .map_err(|e| StoreError::io("compressing block for", &self.inner.config.dir, e))?;
+            slots.push(Some(jobs.len()));
+            jobs.push(WriteJob {
+                group_id,
+                stream_id,
+                payload,
+                checkpoint: None,
+                reply: reply.clone(),
+                index: jobs.len(),
+            });
+        }
+        let mark_index = match mark {
+            Some(mark) => {
+                let json = serde_json::to_vec(&mark).expect("a checkpoint serializes");
+                let payload = block::checkpoint_payload(json).map_err(|e| {
+                    StoreError::io("encoding checkpoint for", &self.inner.config.dir, e)
+                })?;
+                jobs.push(WriteJob {
+                    group_id,
+                    stream_id: 0,
+                    payload,
+                    checkpoint: Some(mark),
+                    reply: reply.clone(),
+                    index: jobs.len(),
+                });
+                Some(jobs.len() - 1)
+            }
+            None => None,
+        };
+        let sent = jobs.len();
+        if sent > 0 {
+            // One message: the writer commits all of it in one write and one fsync, so
+            // the streams of one call are stored all or none.
+            self.send(WriterMsg::Write(jobs))?;
+        }
+        let mut acks: Vec<Option<AppendAck>> = vec![None; sent];
+        for _ in 0..sent {
+            let (index, result) = answer.recv().map_err(|_| StoreError::Closed)?;
+            acks[index] = Some(result?);
+        }
+        let mark_seq = mark_index.map(|i| acks[i].expect("every job answered").first_seq);
+        let stream_acks = slots
+            .into_iter()
+            .map(|slot| slot.map_or(empty_ack, |i| acks[i].expect("every job answered")))
+            .collect();
+        Ok((stream_acks, mark_seq))
+    }
+
     fn mutate(&self, record: MetaRecord) -> Result<()> {
         let mut journal = self.inner.journal.lock().expect("journal lock");
         journal.append(&record)?;
@@ -468,64 +595,34 @@ impl LogStore for FileStore {
         group: &str,
         streams: &[(&str, &[NewEvent<'_>])],
     ) -> Result<Vec<AppendAck>> {
-        let (group_id, stream_ids) = self.with_group(group, |g| {
-            let ids: Result<Vec<u64>> = streams
-                .iter()
-                .map(|(stream, _)| {
-                    g.streams
-                        .get(*stream)
-                        .map(|s| s.id)
-                        .ok_or_else(|| StoreError::StreamNotFound {
-                            group: group.to_owned(),
-                            stream: (*stream).to_owned(),
-                        })
-                })
-                .collect();
-            ids.map(|ids| (g.id, ids))
-        })??;
-        let empty_ack = AppendAck {
-            first_seq: 0,
-            ingestion_time: now_ms(),
+        Ok(self.append_inner(group, streams, None)?.0)
+    }
+
+    fn import_many(
+        &self,
+        group: &str,
+        streams: &[(&str, &[NewEvent<'_>])],
+        source: &str,
+        object: &str,
+        checkpoint: ImportCheckpoint,
+    ) -> Result<Vec<AppendAck>> {
+        let mark = CheckpointMark {
+            source: source.to_owned(),
+            object: object.to_owned(),
+            checkpoint: checkpoint.clone(),
         };
-        let (reply, answer) = std::sync::mpsc::sync_channel(streams.len().max(1));
-        let mut jobs = Vec::new();
-        let mut slots = Vec::new(); // per stream: Some(job index) or None when empty
-        for ((_, events), stream_id) in streams.iter().zip(stream_ids) {
-            if events.is_empty() {
-                slots.push(None);
-                continue;
-            }
-            let mut order: Vec<&NewEvent<'_>> = events.iter().collect();
-            order.sort_by_key(|e| e.timestamp); // stable: equal timestamps keep their order
-            let payload = block::seal_payload(
-                order.iter().map(|e| (e.timestamp, e.message.as_ref())),
-                self.inner.config.zstd_level,
-            )
-            .map_err(|e| StoreError::io("compressing block for", &self.inner.config.dir, e))?;
-            slots.push(Some(jobs.len()));
-            jobs.push(WriteJob {
-                group_id,
-                stream_id,
-                payload,
-                reply: reply.clone(),
-                index: jobs.len(),
-            });
-        }
-        let sent = jobs.len();
-        if sent > 0 {
-            // One message: the writer commits all of it in one write and one fsync, so
-            // the streams of one call are stored all or none.
-            self.send(WriterMsg::Write(jobs))?;
-        }
-        let mut acks: Vec<Option<AppendAck>> = vec![None; sent];
-        for _ in 0..sent {
-            let (index, result) = answer.recv().map_err(|_| StoreError::Closed)?;
-            acks[index] = Some(result?);
-        }
-        Ok(slots
-            .into_iter()
-            .map(|slot| slot.map_or(empty_ack, |i| acks[i].expect("every job answered")))
-            .collect())
+        let (acks, seq) = self.append_inner(group, streams, Some(mark))?;
+        // The checkpoint block is durable with the events; the journal keeps the
+        // checkpoint once the block's segment is reclaimed by retention.
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::SetImportCheckpoint {
+            group: id,
+            source: source.to_owned(),
+            object: object.to_owned(),
+            checkpoint,
+            seq: seq.expect("a checkpoint block was committed"),
+        })?;
+        Ok(acks)
     }
 
     fn scan(
@@ -558,7 +655,15 @@ impl LogStore for FileStore {
         source: &str,
     ) -> Result<BTreeMap<String, ImportCheckpoint>> {
         self.with_group(group, |g| {
-            g.imports.get(source).cloned().unwrap_or_default()
+            g.imports
+                .get(source)
+                .map(|objects| {
+                    objects
+                        .iter()
+                        .map(|(object, stored)| (object.clone(), stored.checkpoint.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
         })
     }
 
@@ -575,6 +680,7 @@ impl LogStore for FileStore {
             source: source.to_owned(),
             object: object.to_owned(),
             checkpoint,
+            seq: 0,
         })
     }
 
@@ -738,12 +844,16 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
             source,
             object,
             checkpoint,
+            seq,
         } => {
             if let Some(g) = state.group_mut(*group) {
-                g.imports
-                    .entry(source.clone())
-                    .or_default()
-                    .insert(object.clone(), checkpoint.clone());
+                g.imports.entry(source.clone()).or_default().insert(
+                    object.clone(),
+                    StoredCheckpoint {
+                        checkpoint: checkpoint.clone(),
+                        seq: *seq,
+                    },
+                );
             }
         }
         MetaRecord::RemoveImportCheckpoint {
@@ -806,12 +916,13 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
             });
         }
         for (source, objects) in &g.imports {
-            for (object, checkpoint) in objects {
+            for (object, stored) in objects {
                 records.push(MetaRecord::SetImportCheckpoint {
                     group: g.id,
                     source: source.clone(),
                     object: object.clone(),
-                    checkpoint: checkpoint.clone(),
+                    checkpoint: stored.checkpoint.clone(),
+                    seq: stored.seq,
                 });
             }
         }
@@ -884,9 +995,26 @@ fn recover_segments(state: &mut State, groups_dir: &Path) -> Result<Recovered> {
         let mut seen_seqs = HashSet::new();
         for (segment_id, seg_path) in segments {
             out.next_segment_id = out.next_segment_id.max(segment_id + 1);
-            let Some((segment, blocks)) = recover_segment(&seg_path)? else {
+            let Some(RecoveredSegment {
+                segment,
+                blocks,
+                checkpoints,
+            }) = recover_segment(&seg_path)?
+            else {
                 continue;
             };
+            // A checkpoint block is durable with the events before it; the journal
+            // record that follows it may not be (a crash in between), so the later of
+            // the two wins.
+            for (seq, payload) in checkpoints {
+                out.next_seq = out.next_seq.max(seq + 1);
+                match serde_json::from_slice::<CheckpointMark>(&payload) {
+                    Ok(mark) => group.record_checkpoint(&mark, seq),
+                    Err(e) => {
+                        tracing::error!(path = %seg_path.display(), error = %e, "unreadable import checkpoint block; ignoring it")
+                    }
+                }
+            }
             let segment = Arc::new(segment);
             for (offset, header) in blocks {
                 out.next_seq = out.next_seq.max(header.first_seq + u64::from(header.count));
@@ -914,8 +1042,14 @@ fn recover_segments(state: &mut State, groups_dir: &Path) -> Result<Recovered> {
     Ok(out)
 }
 
-/// A segment found on open, with the offsets and headers of its valid blocks.
-type RecoveredSegment = (Segment, Vec<(u64, BlockHeader)>);
+/// A segment found on open.
+struct RecoveredSegment {
+    segment: Segment,
+    /// The offsets and headers of its valid event blocks.
+    blocks: Vec<(u64, BlockHeader)>,
+    /// The sequence and payload of its valid import checkpoint blocks.
+    checkpoints: Vec<(u64, Vec<u8>)>,
+}
 
 /// Verifies one segment and returns it with its valid blocks. A torn tail (what a crash
 /// in the middle of a write leaves) is cut off; a damaged block followed by valid ones is
@@ -924,12 +1058,18 @@ fn recover_segment(path: &Path) -> Result<Option<RecoveredSegment>> {
     let bytes = std::fs::read(path).map_err(|e| StoreError::io("reading segment", path, e))?;
     let header_ok = bytes.len() as u64 >= SEGMENT_HEADER_LEN && bytes[..8] == SEGMENT_MAGIC;
     let mut blocks = Vec::new();
+    let mut checkpoints = Vec::new();
     let mut pos = SEGMENT_HEADER_LEN as usize;
     let mut valid_end = pos;
     if header_ok {
         while pos < bytes.len() {
             if let Some(header) = valid_block_at(&bytes, pos) {
-                blocks.push((pos as u64, header));
+                if header.codec == block::Codec::ImportCheckpoint {
+                    let payload = &bytes[pos + HEADER_LEN..pos + header.block_len() as usize];
+                    checkpoints.push((header.first_seq, payload.to_vec()));
+                } else {
+                    blocks.push((pos as u64, header));
+                }
                 pos += header.block_len() as usize;
                 valid_end = pos;
                 continue;
@@ -948,7 +1088,7 @@ fn recover_segment(path: &Path) -> Result<Option<RecoveredSegment>> {
             }
         }
     }
-    if blocks.is_empty() {
+    if blocks.is_empty() && checkpoints.is_empty() {
         std::fs::remove_file(path)
             .map_err(|e| StoreError::io("removing empty segment", path, e))?;
         return Ok(None);
@@ -974,7 +1114,11 @@ fn recover_segment(path: &Path) -> Result<Option<RecoveredSegment>> {
         file,
         sealed: AtomicBool::new(true),
     };
-    Ok(Some((segment, blocks)))
+    Ok(Some(RecoveredSegment {
+        segment,
+        blocks,
+        checkpoints,
+    }))
 }
 
 fn valid_block_at(bytes: &[u8], pos: usize) -> Option<BlockHeader> {
@@ -1121,7 +1265,9 @@ impl Writer {
                 max_ts: job.payload.max_ts,
                 count: job.payload.count,
             };
-            self.next_seq += u64::from(job.payload.count);
+            // A checkpoint block holds no events but takes a sequence number of its own,
+            // so that the later of two checkpoints is always known.
+            self.next_seq += u64::from(job.payload.count.max(1));
             let offset = base + buf.len() as u64;
             buf.extend_from_slice(&header.encode());
             buf.extend_from_slice(&job.payload.bytes);
@@ -1168,7 +1314,10 @@ impl Writer {
             let mut state = self.inner.state.write().expect("state lock");
             for (group_id, segment, placed) in done {
                 for (job, offset, header) in placed {
-                    if let Some(group) = state.group_mut(group_id) {
+                    if let (Some(group), Some(mark)) = (state.group_mut(group_id), &job.checkpoint)
+                    {
+                        group.record_checkpoint(mark, header.first_seq);
+                    } else if let Some(group) = state.group_mut(group_id) {
                         if let Some(name) = group.stream_names.get(&header.stream_id).cloned() {
                             group
                                 .streams

@@ -73,6 +73,10 @@ pub(crate) enum MetaRecord {
         source: String,
         object: String,
         checkpoint: ImportCheckpoint,
+        /// The store sequence of the commit that stored the checkpoint with its events
+        /// (0 when it was recorded by the journal alone).
+        #[serde(default)]
+        seq: u64,
     },
     RemoveImportCheckpoint {
         group: u64,

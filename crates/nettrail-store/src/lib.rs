@@ -309,6 +309,18 @@ pub trait LogStore: Send + Sync {
         group: &str,
         streams: &[(&str, &[NewEvent<'_>])],
     ) -> Result<Vec<AppendAck>>;
+    /// Like [`LogStore::append_many`], and records the checkpoint of `object` of
+    /// `source` in the same commit: after a crash, either the events and the checkpoint
+    /// are both stored or neither is, so an import resumed from its checkpoints stores
+    /// nothing twice. `streams` may be empty (a part whose events all expired).
+    fn import_many(
+        &self,
+        group: &str,
+        streams: &[(&str, &[NewEvent<'_>])],
+        source: &str,
+        object: &str,
+        checkpoint: ImportCheckpoint,
+    ) -> Result<Vec<AppendAck>>;
     /// Reads one page of the events that `filter` accepts, in key order in the request's
     /// direction. Events older than the group's retention are never returned.
     fn scan(
