@@ -3,11 +3,13 @@
 //! - `nettrail serve`: the CloudWatch-Logs-compatible server with its embedded store.
 //! - `nettrail import s3`: VPC flow log files as AWS wrote them to S3, into a log group.
 //! - `nettrail flows convert`: a flow log file between AWS's text and Parquet formats.
+//! - `nettrail logs tail`: a log group's events as they arrive, like `aws logs tail`.
 //!
-//! Later subcommands (agents, logs, vpn) join here as their issues land.
+//! Later subcommands (agents, vpn) join here as their issues land.
 
 mod flows;
 mod import;
+mod tail;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,42 @@ enum Command {
     /// Work with VPC flow log files.
     #[command(subcommand)]
     Flows(FlowsCommand),
+    /// Read log groups.
+    #[command(subcommand)]
+    Logs(LogsCommand),
+}
+
+#[derive(Subcommand)]
+enum LogsCommand {
+    /// Print a log group's events, and with --follow the events that arrive after, in
+    /// the formats of `aws logs tail`.
+    Tail(TailArgs),
+}
+
+#[derive(clap::Args)]
+struct TailArgs {
+    /// The log group.
+    log_group_name: String,
+    /// Where to start: a relative time (30s, 10m, 2h, 1d, 1w) or an ISO 8601 time.
+    #[arg(long, default_value = "10m")]
+    since: String,
+    /// Keep printing events as they arrive, until Ctrl-C.
+    #[arg(long)]
+    follow: bool,
+    /// Only events that match this filter pattern.
+    #[arg(long)]
+    filter_pattern: Option<String>,
+    /// Only events of these streams.
+    #[arg(long, num_args = 1..)]
+    log_stream_names: Option<Vec<String>>,
+    /// Only events of streams whose names start with this.
+    #[arg(long)]
+    log_stream_name_prefix: Option<String>,
+    /// How to print events (--json is the same as --format none).
+    #[arg(long, value_enum, default_value = "detailed")]
+    format: tail::TailFormat,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -136,6 +174,7 @@ fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Import(ImportCommand::S3(args)) => import_s3(args),
+        Command::Logs(LogsCommand::Tail(args)) => logs_tail(args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,
@@ -200,6 +239,38 @@ fn serve(args: ServeArgs) -> Result<()> {
         server.run(shutdown_signal()).await;
         Ok(())
     })
+}
+
+fn logs_tail(args: TailArgs) -> Result<()> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let since_ms =
+        tail::parse_since(&args.since, now_ms).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let options = tail::TailOptions {
+        group: args.log_group_name,
+        since_ms,
+        follow: args.follow,
+        filter_pattern: args.filter_pattern,
+        log_stream_names: args.log_stream_names,
+        log_stream_name_prefix: args.log_stream_name_prefix,
+        format: if args.server.json {
+            tail::TailFormat::None
+        } else {
+            args.format
+        },
+    };
+    let client = nettrail_client::Client::from_environment(
+        &args.server.endpoint_url,
+        args.server.profile.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut out = std::io::stdout().lock();
+    runtime.block_on(tail::run(&client, &options, &mut out))
 }
 
 fn import_s3(args: ImportS3Args) -> Result<()> {
