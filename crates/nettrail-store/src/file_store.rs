@@ -29,12 +29,14 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::block::{self, BlockHeader, SealedPayload, HEADER_LEN};
+use crate::cursors::CursorFile;
 use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, Journal, MetaRecord};
 use crate::scan::{self, ScanBlock};
 use crate::{
-    AppendAck, GroupInfo, ImportCheckpoint, LogStore, Millis, NewEvent, NewGroup, PageLimit,
-    ResourcePolicy, ScanPage, ScanRequest, StreamInfo, StreamSelector,
+    AppendAck, CommittedPage, EventKey, GroupInfo, ImportCheckpoint, LogStore, Millis, NewEvent,
+    NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest, ScannedEvent, StreamInfo,
+    StreamSelector,
 };
 
 /// Magic bytes at the start of every segment file.
@@ -90,6 +92,10 @@ struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop: (Mutex<bool>, Condvar),
     next_segment_id: AtomicU64,
+    /// Called after every commit (`LogStore::on_commit`).
+    commit_listeners: Mutex<Vec<Arc<dyn Fn() + Send + Sync>>>,
+    /// Cursor files of the groups whose cursors were used, by group id.
+    cursors: Mutex<HashMap<u64, CursorFile>>,
     _lock: File,
 }
 
@@ -101,6 +107,8 @@ struct State {
     group_names: HashMap<u64, String>,
     next_group_id: u64,
     next_stream_id: u64,
+    /// Every sequence number up to this one is committed and visible.
+    published_seq: u64,
 }
 
 impl State {
@@ -289,6 +297,7 @@ impl FileStore {
 
         let started = Instant::now();
         let recovered = recover_segments(&mut state, &groups_dir)?;
+        state.published_seq = recovered.next_seq - 1;
         tracing::info!(
             dir = %dir.display(),
             groups = state.groups.len(),
@@ -307,6 +316,8 @@ impl FileStore {
             threads: Mutex::new(Vec::new()),
             stop: (Mutex::new(false), Condvar::new()),
             next_segment_id: AtomicU64::new(recovered.next_segment_id),
+            commit_listeners: Mutex::new(Vec::new()),
+            cursors: Mutex::new(HashMap::new()),
             _lock: lock,
         });
         let writer = {
@@ -355,7 +366,6 @@ impl FileStore {
         Ok(f(group))
     }
 
-    /// Appends a metadata record and applies it to the state, under the journal lock.
     /// Appends events to several streams of one group in one commit, with an import
     /// checkpoint block after them when `mark` is given. Returns an acknowledgement per
     /// stream and the sequence of the checkpoint block.
@@ -446,6 +456,7 @@ impl FileStore {
         Ok((stream_acks, mark_seq))
     }
 
+    /// Appends a metadata record and applies it to the state, under the journal lock.
     fn mutate(&self, record: MetaRecord) -> Result<()> {
         let mut journal = self.inner.journal.lock().expect("journal lock");
         journal.append(&record)?;
@@ -732,6 +743,101 @@ impl LogStore for FileStore {
             .values()
             .cloned()
             .collect()
+    }
+
+    fn read_committed(&self, group: &str, after: u64, limit: PageLimit) -> Result<CommittedPage> {
+        // Blocks and the published sequence under one lock: a commit published in between
+        // would otherwise be skipped by `read_to`.
+        let (mut blocks, cutoff, published) = {
+            let state = self.inner.state.read().expect("state lock");
+            let g = state
+                .groups
+                .get(group)
+                .ok_or_else(|| StoreError::GroupNotFound(group.to_owned()))?;
+            let mut blocks = Vec::new();
+            for stream in g.streams.values() {
+                // A stream's blocks are in commit order.
+                let first = stream.blocks.partition_point(|b| {
+                    b.header.first_seq + u64::from(b.header.count) <= after + 1
+                });
+                blocks.extend(stream.blocks[first..].iter().map(|b| ScanBlock {
+                    stream: Arc::clone(&stream.name),
+                    block: b.clone(),
+                }));
+            }
+            (blocks, g.cutoff(now_ms()), state.published_seq)
+        };
+        blocks.sort_by_key(|b| b.block.header.first_seq);
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        for candidate in blocks {
+            let header = candidate.block.header;
+            let raw = read_block(&candidate.block)?;
+            let index = block::index_events(&header, &raw).map_err(|kind| StoreError::Corrupt {
+                path: candidate.block.segment.path.clone(),
+                offset: candidate.block.offset,
+                kind,
+            })?;
+            for (i, event) in index.iter().enumerate() {
+                let seq = header.first_seq + i as u64;
+                if seq <= after || cutoff.is_some_and(|c| event.timestamp < c) {
+                    continue;
+                }
+                let full = events.len() >= limit.max_events || bytes >= limit.max_bytes;
+                if full && !events.is_empty() {
+                    // Everything before this event has been read.
+                    return Ok(CommittedPage {
+                        events,
+                        read_to: seq - 1,
+                    });
+                }
+                let message = std::str::from_utf8(&raw[event.start..event.end])
+                    .expect("validated by index_events")
+                    .to_owned();
+                bytes += message.len() + limit.overhead_per_event;
+                events.push(ScannedEvent {
+                    stream: Arc::clone(&candidate.stream),
+                    key: EventKey {
+                        timestamp: event.timestamp,
+                        seq,
+                    },
+                    ingestion_time: header.ingestion_ms,
+                    message,
+                });
+            }
+        }
+        Ok(CommittedPage {
+            events,
+            read_to: published.max(after),
+        })
+    }
+
+    fn on_commit(&self, listener: Arc<dyn Fn() + Send + Sync>) {
+        self.inner
+            .commit_listeners
+            .lock()
+            .expect("listeners lock")
+            .push(listener);
+    }
+
+    fn cursor(&self, group: &str, name: &str) -> Result<Option<u64>> {
+        let (id, dir) = self.with_group(group, |g| (g.id, g.dir.clone()))?;
+        let mut cursors = self.inner.cursors.lock().expect("cursors lock");
+        let file = match cursors.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(CursorFile::open(&dir)?),
+        };
+        Ok(file.get(name))
+    }
+
+    fn set_cursor(&self, group: &str, name: &str, seq: Option<u64>) -> Result<()> {
+        let (id, dir) = self.with_group(group, |g| (g.id, g.dir.clone()))?;
+        let mut cursors = self.inner.cursors.lock().expect("cursors lock");
+        let file = match cursors.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(CursorFile::open(&dir)?),
+        };
+        file.set(name, seq)
     }
 
     fn shutdown(&self) {
@@ -1312,6 +1418,9 @@ impl Writer {
         let mut acks = Vec::new();
         {
             let mut state = self.inner.state.write().expect("state lock");
+            // Sequence numbers of refused writes are skipped, never reused: everything
+            // below next_seq is settled once this commit is published.
+            state.published_seq = self.next_seq - 1;
             for (group_id, segment, placed) in done {
                 for (job, offset, header) in placed {
                     if let (Some(group), Some(mark)) = (state.group_mut(group_id), &job.checkpoint)
@@ -1342,6 +1451,15 @@ impl Writer {
                     ingestion_time: header.ingestion_ms,
                 }),
             ));
+        }
+        let listeners = self
+            .inner
+            .commit_listeners
+            .lock()
+            .expect("listeners lock")
+            .clone();
+        for listener in listeners {
+            listener();
         }
     }
 

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod block;
+mod cursors;
 mod error;
 mod file_store;
 mod journal;
@@ -142,6 +143,17 @@ pub struct ScannedEvent {
     pub ingestion_time: Millis,
     /// The message.
     pub message: String,
+}
+
+/// Events of one group in commit order (for subscriptions), from
+/// [`LogStore::read_committed`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedPage {
+    /// Events, ScannedEvent keys carrying their sequence numbers, in sequence order.
+    pub events: Vec<ScannedEvent>,
+    /// Every sequence number up to this one has been read (events not on the page
+    /// belong to other groups, or have expired): the `after` of the next read.
+    pub read_to: u64,
 }
 
 /// How large a page of events may be. The store keeps at most `max_events` events, and
@@ -355,6 +367,17 @@ pub trait LogStore: Send + Sync {
     fn delete_policy(&self, key: &str) -> Result<()>;
     /// Every resource policy, in key order.
     fn policies(&self) -> Vec<ResourcePolicy>;
+
+    /// Reads the events of `group` with sequence numbers above `after`, in commit order,
+    /// within `limit` (at least one event when there is one). Expired events are skipped.
+    fn read_committed(&self, group: &str, after: u64, limit: PageLimit) -> Result<CommittedPage>;
+    /// Calls `listener` after every commit (on the writer's thread: it must be quick).
+    fn on_commit(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>);
+    /// The cursor `name` of `group` (how far a subscription has delivered).
+    fn cursor(&self, group: &str, name: &str) -> Result<Option<u64>>;
+    /// Sets (or with `None` removes) the cursor `name` of `group`; durable when it
+    /// returns. Deleting the group deletes its cursors.
+    fn set_cursor(&self, group: &str, name: &str, seq: Option<u64>) -> Result<()>;
 
     /// Makes everything written so far durable and stops background work.
     fn shutdown(&self);
