@@ -2,6 +2,7 @@
 //! `nettrail.example.toml` at the repository root; a test keeps that file and
 //! [`ServerConfig::default`] in agreement.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct ServerConfig {
     pub store: StoreSettings,
     /// The Firehose HTTP endpoint receiver.
     pub firehose: FirehoseSettings,
+    /// Subscription filter delivery.
+    pub subscriptions: SubscriptionSettings,
 }
 
 impl Default for ServerConfig {
@@ -42,6 +45,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             store: StoreSettings::default(),
             firehose: FirehoseSettings::default(),
+            subscriptions: SubscriptionSettings::default(),
         }
     }
 }
@@ -135,6 +139,43 @@ impl Default for FirehoseSettings {
             log_stream: "firehose".into(),
             max_body_bytes: 64 << 20,
             dedup_hours: 24,
+        }
+    }
+}
+
+/// Subscription filters and their delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionSettings {
+    /// Subscription filters per log group (AWS's quota is 2).
+    pub max_filters_per_group: usize,
+    /// How long a subscription waits after new events before reading them, so that a
+    /// burst goes out as one batch.
+    pub linger_ms: u64,
+    /// Events per delivered batch at most.
+    pub max_batch_events: usize,
+    /// Message bytes per delivered batch at most (plus 26 per event).
+    pub max_batch_bytes: usize,
+    /// How long one delivery attempt may take.
+    pub delivery_timeout_secs: u64,
+    /// The longest wait between retries of a failing delivery.
+    pub max_retry_backoff_secs: u64,
+    /// AWS destination ARNs (`arn:aws:lambda:…`, `arn:aws:kinesis:…`,
+    /// `arn:aws:firehose:…`) bound to a destination nettrail delivers to (`http://…`,
+    /// `file:///…`), so templates and scripts written for AWS work unchanged.
+    pub destinations: BTreeMap<String, String>,
+}
+
+impl Default for SubscriptionSettings {
+    fn default() -> Self {
+        SubscriptionSettings {
+            max_filters_per_group: 2,
+            linger_ms: 20,
+            max_batch_events: 10_000,
+            max_batch_bytes: 1_048_576,
+            delivery_timeout_secs: 10,
+            max_retry_backoff_secs: 30,
+            destinations: BTreeMap::new(),
         }
     }
 }

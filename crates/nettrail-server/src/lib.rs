@@ -17,6 +17,7 @@ mod firehose;
 mod http;
 mod import_api;
 mod logs_api;
+mod subscriptions;
 mod validate;
 
 use std::future::Future;
@@ -26,7 +27,9 @@ use std::time::Duration;
 
 use nettrail_store::{FileStore, LogStore};
 
-pub use config::{AccessKey, FirehoseSettings, Limits, ServerConfig, StoreSettings};
+pub use config::{
+    AccessKey, FirehoseSettings, Limits, ServerConfig, StoreSettings, SubscriptionSettings,
+};
 pub use error::{ApiError, ApiResult};
 pub use import_api::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS, NETTRAIL_TARGET_PREFIX};
 pub use logs_api::{event_id, LogsApi, EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES};
@@ -102,7 +105,12 @@ impl Server {
             "nettrail serving the CloudWatch Logs API"
         );
         let store: Arc<dyn LogStore> = Arc::new(self.store.clone());
-        let api = Arc::new(LogsApi::new(Arc::clone(&store), Arc::clone(&self.config)));
+        let subscriptions = subscriptions::Hub::start(Arc::clone(&store), Arc::clone(&self.config));
+        let api = Arc::new(LogsApi::new(
+            Arc::clone(&store),
+            Arc::clone(&self.config),
+            Arc::clone(&subscriptions),
+        ));
         let firehose = Arc::new(firehose::FirehoseReceiver::new(
             store,
             Arc::clone(&self.config),
@@ -114,6 +122,7 @@ impl Server {
         front
             .serve(self.listener, shutdown, Duration::from_secs(10))
             .await;
+        subscriptions.shutdown();
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         tracing::info!("store flushed; shut down cleanly");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use nettrail_pattern::FilterPattern;
 use nettrail_store::{
     policy_key, Direction, EventKey, GroupInfo, LogStore, Millis, NewEvent, NewGroup, PageLimit,
-    ResourcePolicy, ScanRequest, ScannedEvent, StreamInfo, StreamSelector,
+    ResourcePolicy, ScanRequest, ScannedEvent, StreamInfo, StreamSelector, SubscriptionFilter,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::import_api::{self, NETTRAIL_TARGET_PREFIX};
+use crate::subscriptions::{Destination, Hub};
 use crate::validate::{Violations, RETENTION_DAYS};
 
 const MS_PER_HOUR: i64 = 3_600_000;
@@ -212,6 +213,7 @@ fn test_metric_filter(req: TestMetricFilterRequest) -> ApiResult<Value> {
 pub struct LogsApi {
     store: Arc<dyn LogStore>,
     config: Arc<ServerConfig>,
+    subscriptions: Arc<Hub>,
 }
 
 /// Parses a request body. Members a request shape does not list (newer SDK members, and
@@ -227,7 +229,7 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> ApiResult<T> {
         .map_err(|e| ApiError::Serialization(format!("Could not parse the request body: {e}")))
 }
 
-fn now_ms() -> Millis {
+pub(crate) fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -449,6 +451,40 @@ struct PutResourcePolicyRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct PutSubscriptionFilterRequest {
+    log_group_name: Option<String>,
+    filter_name: Option<String>,
+    filter_pattern: Option<String>,
+    destination_arn: Option<String>,
+    role_arn: Option<String>,
+    distribution: Option<String>,
+    apply_on_transformed_logs: Option<bool>,
+    field_selection_criteria: Option<String>,
+    emit_system_fields: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeSubscriptionFiltersRequest {
+    log_group_name: Option<String>,
+    filter_name_prefix: Option<String>,
+    next_token: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteSubscriptionFilterRequest {
+    log_group_name: Option<String>,
+    filter_name: Option<String>,
+}
+
+fn is_filter_name(name: &str) -> bool {
+    !name.contains([':', '*'])
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct DescribeResourcePoliciesRequest {
     next_token: Option<String>,
     limit: Option<i64>,
@@ -466,8 +502,16 @@ struct DeleteResourcePolicyRequest {
 
 impl LogsApi {
     /// Binds the operations to a store.
-    pub fn new(store: Arc<dyn LogStore>, config: Arc<ServerConfig>) -> Self {
-        LogsApi { store, config }
+    pub(crate) fn new(
+        store: Arc<dyn LogStore>,
+        config: Arc<ServerConfig>,
+        subscriptions: Arc<Hub>,
+    ) -> Self {
+        LogsApi {
+            store,
+            config,
+            subscriptions,
+        }
     }
 
     /// Runs one operation on a JSON body and returns the JSON response.
@@ -493,6 +537,9 @@ impl LogsApi {
             "PutResourcePolicy" => self.put_resource_policy(parse(body)?),
             "DescribeResourcePolicies" => self.describe_resource_policies(parse(body)?),
             "DeleteResourcePolicy" => self.delete_resource_policy(parse(body)?),
+            "PutSubscriptionFilter" => self.put_subscription_filter(parse(body)?),
+            "DescribeSubscriptionFilters" => self.describe_subscription_filters(parse(body)?),
+            "DeleteSubscriptionFilter" => self.delete_subscription_filter(parse(body)?),
             "TestMetricFilter" => test_metric_filter(parse(body)?),
             op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("ImportLogEvents") => {
                 import_api::import_log_events(self.store.as_ref(), parse(body)?, now_ms())
@@ -607,6 +654,7 @@ impl LogsApi {
             ));
         }
         self.store.delete_group(&name)?;
+        self.subscriptions.stop_group(&name);
         // A log-group-level resource policy goes with its log group.
         let key = policy_key(Some(&self.group_arn(&name)), "");
         let _ = self.store.delete_policy(&key);
@@ -1373,6 +1421,185 @@ impl LogsApi {
             out["nextToken"] = format!("p/{}", page.last().expect("a full page").key()).into();
         }
         Ok(out)
+    }
+
+    fn put_subscription_filter(&self, req: PutSubscriptionFilterRequest) -> ApiResult<Value> {
+        let mut v = Violations::new();
+        v.required("logGroupName", &req.log_group_name);
+        v.required("filterName", &req.filter_name);
+        v.required("filterPattern", &req.filter_pattern);
+        v.required("destinationArn", &req.destination_arn);
+        v.log_group_name("logGroupName", req.log_group_name.as_deref());
+        v.length("filterName", req.filter_name.as_deref(), 1, 512);
+        v.pattern(
+            "filterName",
+            req.filter_name.as_deref(),
+            "[^:*]*",
+            is_filter_name,
+        );
+        v.length("filterPattern", req.filter_pattern.as_deref(), 0, 1024);
+        v.length(
+            "destinationArn",
+            req.destination_arn.as_deref(),
+            1,
+            usize::MAX,
+        );
+        v.length("roleArn", req.role_arn.as_deref(), 1, usize::MAX);
+        v.one_of(
+            "distribution",
+            req.distribution.as_deref(),
+            &["Random", "ByLogStream"],
+        );
+        v.length(
+            "fieldSelectionCriteria",
+            req.field_selection_criteria.as_deref(),
+            0,
+            2000,
+        );
+        v.finish()?;
+        let group = req.log_group_name.expect("validated");
+        let name = req.filter_name.expect("validated");
+        let pattern = req.filter_pattern.expect("validated");
+        let destination_arn = req.destination_arn.expect("validated");
+        self.store.group(&group)?;
+        compile_pattern(&pattern)?;
+        let existing = self.store.subscription_filters(&group)?;
+        let previous = existing.iter().find(|f| f.filter_name == name);
+        if previous.is_none() && existing.len() >= self.config.subscriptions.max_filters_per_group {
+            return Err(ApiError::LimitExceeded("Resource limit exceeded.".into()));
+        }
+        let destination = Destination::resolve(&destination_arn, &self.config.subscriptions)
+            .map_err(ApiError::InvalidParameter)?;
+        // As AWS does, the destination must take a CONTROL_MESSAGE before the filter
+        // exists.
+        self.subscriptions
+            .check_destination(&destination)
+            .map_err(|e| {
+                ApiError::InvalidParameter(format!(
+                    "Could not deliver test message to specified destination: {e}"
+                ))
+            })?;
+        let filter = SubscriptionFilter {
+            filter_name: name.clone(),
+            filter_pattern: pattern,
+            destination_arn,
+            role_arn: req.role_arn,
+            distribution: req.distribution.unwrap_or_else(|| "ByLogStream".into()),
+            apply_on_transformed_logs: req.apply_on_transformed_logs.unwrap_or(false),
+            field_selection_criteria: req.field_selection_criteria,
+            emit_system_fields: req.emit_system_fields.unwrap_or_default(),
+            creation_time: previous.map_or_else(now_ms, |p| p.creation_time),
+            // An update keeps delivering from where it was; a new filter sees the
+            // events ingested from now on.
+            start_after: previous.map_or_else(|| self.store.committed_seq(), |p| p.start_after),
+        };
+        if previous.is_none() {
+            self.store
+                .set_cursor(&group, &name, Some(filter.start_after))?;
+        }
+        self.store.put_subscription_filter(&group, filter.clone())?;
+        self.subscriptions.run(group, filter);
+        Ok(json!({}))
+    }
+
+    fn describe_subscription_filters(
+        &self,
+        req: DescribeSubscriptionFiltersRequest,
+    ) -> ApiResult<Value> {
+        let mut v = Violations::new();
+        v.required("logGroupName", &req.log_group_name);
+        v.log_group_name("logGroupName", req.log_group_name.as_deref());
+        v.length(
+            "filterNamePrefix",
+            req.filter_name_prefix.as_deref(),
+            1,
+            512,
+        );
+        v.pattern(
+            "filterNamePrefix",
+            req.filter_name_prefix.as_deref(),
+            "[^:*]*",
+            is_filter_name,
+        );
+        v.next_token("nextToken", req.next_token.as_deref());
+        v.range("limit", req.limit, 1, 50);
+        v.finish()?;
+        let group = req.log_group_name.expect("validated");
+        let after = match &req.next_token {
+            Some(token) => Some(
+                token
+                    .strip_prefix("s/")
+                    .ok_or_else(invalid_token)?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let limit = req.limit.unwrap_or(50) as usize;
+        let prefix = req.filter_name_prefix.unwrap_or_default();
+        // Names in ASCII order, as AWS lists them.
+        let selected: Vec<SubscriptionFilter> = self
+            .store
+            .subscription_filters(&group)?
+            .into_iter()
+            .filter(|f| f.filter_name.starts_with(&prefix))
+            .filter(|f| after.as_deref().is_none_or(|a| f.filter_name.as_str() > a))
+            .collect();
+        let page = &selected[..selected.len().min(limit)];
+        let filters: Vec<Value> = page
+            .iter()
+            .map(|f| {
+                let mut out = json!({
+                    "filterName": f.filter_name,
+                    "logGroupName": group,
+                    "filterPattern": f.filter_pattern,
+                    "destinationArn": f.destination_arn,
+                    "distribution": f.distribution,
+                    "applyOnTransformedLogs": f.apply_on_transformed_logs,
+                    "creationTime": f.creation_time,
+                });
+                if let Some(role) = &f.role_arn {
+                    out["roleArn"] = json!(role);
+                }
+                if let Some(criteria) = &f.field_selection_criteria {
+                    out["fieldSelectionCriteria"] = json!(criteria);
+                }
+                if !f.emit_system_fields.is_empty() {
+                    out["emitSystemFields"] = json!(f.emit_system_fields);
+                }
+                out
+            })
+            .collect();
+        let mut out = json!({ "subscriptionFilters": filters });
+        if selected.len() > page.len() {
+            out["nextToken"] =
+                format!("s/{}", page.last().expect("a full page").filter_name).into();
+        }
+        Ok(out)
+    }
+
+    fn delete_subscription_filter(&self, req: DeleteSubscriptionFilterRequest) -> ApiResult<Value> {
+        let mut v = Violations::new();
+        v.required("logGroupName", &req.log_group_name);
+        v.required("filterName", &req.filter_name);
+        v.log_group_name("logGroupName", req.log_group_name.as_deref());
+        v.length("filterName", req.filter_name.as_deref(), 1, 512);
+        v.pattern(
+            "filterName",
+            req.filter_name.as_deref(),
+            "[^:*]*",
+            is_filter_name,
+        );
+        v.finish()?;
+        let group = req.log_group_name.expect("validated");
+        let name = req.filter_name.expect("validated");
+        if !self.store.delete_subscription_filter(&group, &name)? {
+            return Err(ApiError::ResourceNotFound(
+                "The specified subscription filter does not exist.".into(),
+            ));
+        }
+        self.subscriptions.stop(&group, &name);
+        self.store.set_cursor(&group, &name, None)?;
+        Ok(json!({}))
     }
 
     fn delete_resource_policy(&self, req: DeleteResourcePolicyRequest) -> ApiResult<Value> {

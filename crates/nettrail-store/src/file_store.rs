@@ -36,7 +36,7 @@ use crate::scan::{self, ScanBlock};
 use crate::{
     AppendAck, CommittedPage, EventKey, GroupInfo, ImportCheckpoint, LogStore, Millis, NewEvent,
     NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest, ScannedEvent, StreamInfo,
-    StreamSelector,
+    StreamSelector, SubscriptionFilter,
 };
 
 /// Magic bytes at the start of every segment file.
@@ -151,6 +151,8 @@ struct Group {
     stream_names: HashMap<u64, String>,
     /// Import checkpoints by source, then object.
     imports: BTreeMap<String, BTreeMap<String, StoredCheckpoint>>,
+    /// Subscription filters by name.
+    subscriptions: BTreeMap<String, SubscriptionFilter>,
     segments: BTreeMap<u64, Arc<Segment>>,
     dir: PathBuf,
 }
@@ -745,6 +747,45 @@ impl LogStore for FileStore {
             .collect()
     }
 
+    fn put_subscription_filter(&self, group: &str, filter: SubscriptionFilter) -> Result<()> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::PutSubscriptionFilter { group: id, filter })
+    }
+
+    fn delete_subscription_filter(&self, group: &str, name: &str) -> Result<bool> {
+        let (id, present) =
+            self.with_group(group, |g| (g.id, g.subscriptions.contains_key(name)))?;
+        if !present {
+            return Ok(false);
+        }
+        self.mutate(MetaRecord::DeleteSubscriptionFilter {
+            group: id,
+            name: name.to_owned(),
+        })?;
+        Ok(true)
+    }
+
+    fn subscription_filters(&self, group: &str) -> Result<Vec<SubscriptionFilter>> {
+        self.with_group(group, |g| g.subscriptions.values().cloned().collect())
+    }
+
+    fn all_subscription_filters(&self) -> Vec<(String, SubscriptionFilter)> {
+        let state = self.inner.state.read().expect("state lock");
+        state
+            .groups
+            .values()
+            .flat_map(|g| {
+                g.subscriptions
+                    .values()
+                    .map(|f| (g.name.clone(), f.clone()))
+            })
+            .collect()
+    }
+
+    fn committed_seq(&self) -> u64 {
+        self.inner.state.read().expect("state lock").published_seq
+    }
+
     fn read_committed(&self, group: &str, after: u64, limit: PageLimit) -> Result<CommittedPage> {
         // Blocks and the published sequence under one lock: a commit published in between
         // would otherwise be skipped by `read_to`.
@@ -888,6 +929,7 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     streams: BTreeMap::new(),
                     stream_names: HashMap::new(),
                     imports: BTreeMap::new(),
+                    subscriptions: BTreeMap::new(),
                     segments: BTreeMap::new(),
                     dir: groups_dir.join(id.to_string()),
                 },
@@ -937,6 +979,17 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
         MetaRecord::SetTags { group, tags } => {
             if let Some(g) = state.group_mut(*group) {
                 g.tags = tags.clone();
+            }
+        }
+        MetaRecord::PutSubscriptionFilter { group, filter } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.subscriptions
+                    .insert(filter.filter_name.clone(), filter.clone());
+            }
+        }
+        MetaRecord::DeleteSubscriptionFilter { group, name } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.subscriptions.remove(name);
             }
         }
         MetaRecord::PutPolicy { policy } => {
@@ -1019,6 +1072,12 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
                 id: s.id,
                 name: s.name.to_string(),
                 created: s.created,
+            });
+        }
+        for filter in g.subscriptions.values() {
+            records.push(MetaRecord::PutSubscriptionFilter {
+                group: g.id,
+                filter: filter.clone(),
             });
         }
         for (source, objects) in &g.imports {
@@ -1443,15 +1502,7 @@ impl Writer {
                 }
             }
         }
-        for (reply, index, header) in acks {
-            let _ = reply.send((
-                index,
-                Ok(AppendAck {
-                    first_seq: header.first_seq,
-                    ingestion_time: header.ingestion_ms,
-                }),
-            ));
-        }
+        // Before the acknowledgements: once a write returns, its listeners know.
         let listeners = self
             .inner
             .commit_listeners
@@ -1460,6 +1511,15 @@ impl Writer {
             .clone();
         for listener in listeners {
             listener();
+        }
+        for (reply, index, header) in acks {
+            let _ = reply.send((
+                index,
+                Ok(AppendAck {
+                    first_seq: header.first_seq,
+                    ingestion_time: header.ingestion_ms,
+                }),
+            ));
         }
     }
 

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::{ImportCheckpoint, ResourcePolicy};
+use crate::{ImportCheckpoint, ResourcePolicy, SubscriptionFilter};
 
 /// Largest record the journal accepts; anything bigger is treated as corruption.
 const MAX_RECORD: u32 = 16 << 20;
@@ -63,6 +63,14 @@ pub(crate) enum MetaRecord {
     },
     PutPolicy {
         policy: ResourcePolicy,
+    },
+    PutSubscriptionFilter {
+        group: u64,
+        filter: SubscriptionFilter,
+    },
+    DeleteSubscriptionFilter {
+        group: u64,
+        name: String,
     },
     DeletePolicy {
         key: String,

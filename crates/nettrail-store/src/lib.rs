@@ -251,6 +251,33 @@ pub struct ImportCheckpoint {
     pub complete: bool,
 }
 
+/// A subscription filter of a log group, as PutSubscriptionFilter defines it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionFilter {
+    /// Its name, unique within the group.
+    pub filter_name: String,
+    /// The filter pattern events must match.
+    pub filter_pattern: String,
+    /// Where matches go (a URL or an ARN, as given).
+    pub destination_arn: String,
+    /// The IAM role, kept for DescribeSubscriptionFilters.
+    pub role_arn: Option<String>,
+    /// `ByLogStream` or `Random`.
+    pub distribution: String,
+    /// Kept for DescribeSubscriptionFilters.
+    pub apply_on_transformed_logs: bool,
+    /// Kept for DescribeSubscriptionFilters.
+    pub field_selection_criteria: Option<String>,
+    /// Kept for DescribeSubscriptionFilters.
+    pub emit_system_fields: Vec<String>,
+    /// When it was created, Unix ms.
+    pub creation_time: Millis,
+    /// Delivery starts after this store sequence number (what was committed when the
+    /// filter was created).
+    pub start_after: u64,
+}
+
 /// A CloudWatch Logs resource policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourcePolicy {
@@ -368,10 +395,22 @@ pub trait LogStore: Send + Sync {
     /// Every resource policy, in key order.
     fn policies(&self) -> Vec<ResourcePolicy>;
 
+    /// Creates or replaces a subscription filter of `group` (by name).
+    fn put_subscription_filter(&self, group: &str, filter: SubscriptionFilter) -> Result<()>;
+    /// Deletes a subscription filter; false if `group` had none of that name.
+    fn delete_subscription_filter(&self, group: &str, name: &str) -> Result<bool>;
+    /// The subscription filters of `group`, by name.
+    fn subscription_filters(&self, group: &str) -> Result<Vec<SubscriptionFilter>>;
+    /// Every subscription filter, with its group.
+    fn all_subscription_filters(&self) -> Vec<(String, SubscriptionFilter)>;
+    /// The highest sequence number committed so far.
+    fn committed_seq(&self) -> u64;
+
     /// Reads the events of `group` with sequence numbers above `after`, in commit order,
     /// within `limit` (at least one event when there is one). Expired events are skipped.
     fn read_committed(&self, group: &str, after: u64, limit: PageLimit) -> Result<CommittedPage>;
-    /// Calls `listener` after every commit (on the writer's thread: it must be quick).
+    /// Calls `listener` after every commit, before the commit is acknowledged (on the
+    /// writer's thread: it must be quick).
     fn on_commit(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>);
     /// The cursor `name` of `group` (how far a subscription has delivered).
     fn cursor(&self, group: &str, name: &str) -> Result<Option<u64>>;

@@ -1,0 +1,440 @@
+//! Subscription filters: the events of a log group that match a filter, delivered to
+//! its destination as CloudWatch Logs delivers them, within a fraction of a second.
+//!
+//! Each filter has a task. It reads the group in commit order from its cursor
+//! ([`LogStore::read_committed`]), keeps the events its pattern matches, sends them as
+//! one DATA_MESSAGE per log stream (in order, retrying a failing destination with
+//! exponential backoff and jitter until it accepts), and only then moves its durable
+//! cursor ([`LogStore::set_cursor`]) past them. So delivery is at least once: after a
+//! crash the task re-sends at most what it had read but not yet acknowledged. A task
+//! sleeps until the store reports a commit, then lingers a few milliseconds so that a
+//! burst of events goes out as one batch.
+//!
+//! Destinations: `http://` URLs (a POST of the Lambda event
+//! `{"awslogs":{"data":BASE64(GZIP(JSON))}}`, acknowledged by any 2xx), `file:///PATH`
+//! (the decoded JSON documents appended one per line, acknowledged once fsynced), and AWS
+//! ARNs bound to one of those in the configuration.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HttpClient;
+use nettrail_formats::subscription::{MessageType, SubscriptionEvent, SubscriptionMessage};
+use nettrail_pattern::FilterPattern;
+use nettrail_store::{
+    CommittedPage, LogStore, PageLimit, ScannedEvent, StoreError, SubscriptionFilter,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ServerConfig, SubscriptionSettings};
+use crate::logs_api::event_id;
+use crate::EVENT_OVERHEAD_BYTES;
+
+/// Where a subscription's batches go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// POST of the Lambda event to this URL.
+    Http(hyper::Uri),
+    /// Decoded documents appended to this file, one per line.
+    File(PathBuf),
+}
+
+impl Destination {
+    /// The destination of a `destinationArn`: a URL, or an ARN bound in the config.
+    /// The error is the message of the InvalidParameterException AWS would answer.
+    pub(crate) fn resolve(
+        destination_arn: &str,
+        settings: &SubscriptionSettings,
+    ) -> Result<Destination, String> {
+        let target = match settings.destinations.get(destination_arn) {
+            Some(bound) => bound.as_str(),
+            None if destination_arn.starts_with("arn:") => {
+                return Err(format!(
+                    "Could not deliver test message to {destination_arn}: nettrail delivers to an AWS ARN only when the configuration binds it to a destination ([subscriptions.destinations])."
+                ))
+            }
+            None => destination_arn,
+        };
+        if let Some(path) = target.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "{target} is not a file URL with an absolute path (file:///PATH)."
+                ));
+            }
+            return Ok(Destination::File(PathBuf::from(path)));
+        }
+        if target.starts_with("http://") {
+            return target
+                .parse::<hyper::Uri>()
+                .map(Destination::Http)
+                .map_err(|e| format!("{target} is not a valid URL: {e}."));
+        }
+        if target.starts_with("https://") || target.starts_with("nats://") {
+            return Err(format!(
+                "{target}: this nettrail delivers subscriptions to http:// and file:/// destinations only."
+            ));
+        }
+        Err(format!(
+            "{target} is not a destination nettrail can deliver to (http://…, file:///…, or an ARN bound in [subscriptions.destinations])."
+        ))
+    }
+}
+
+/// Delivers documents to destinations.
+#[derive(Clone)]
+struct Sender {
+    http: HttpClient<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl Sender {
+    /// Sends one document; Ok once the destination has acknowledged it.
+    async fn send(
+        &self,
+        destination: &Destination,
+        message: &SubscriptionMessage,
+    ) -> Result<(), String> {
+        match destination {
+            Destination::Http(uri) => {
+                let body = message.to_lambda_event();
+                let request = hyper::Request::post(uri.clone())
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))
+                    .map_err(|e| format!("building the request: {e}"))?;
+                let answer = tokio::time::timeout(self.timeout, async {
+                    let response = self
+                        .http
+                        .request(request)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = response.status();
+                    let body = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    Ok::<_, String>((status, body))
+                })
+                .await
+                .map_err(|_| format!("no answer within {:?}", self.timeout))??;
+                let (status, body) = answer;
+                if status.is_success() {
+                    return Ok(());
+                }
+                let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                Err(format!("{uri} answered {status}: {text}"))
+            }
+            Destination::File(path) => {
+                let path = path.clone();
+                let line = message.to_json();
+                tokio::task::spawn_blocking(move || {
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)?;
+                    file.write_all(format!("{line}\n").as_bytes())?;
+                    file.sync_data()
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("appending to {}: {e}", destination_label(destination)))
+            }
+        }
+    }
+}
+
+fn destination_label(destination: &Destination) -> String {
+    match destination {
+        Destination::Http(uri) => uri.to_string(),
+        Destination::File(path) => path.display().to_string(),
+    }
+}
+
+/// The running subscriptions of a server.
+pub(crate) struct Hub {
+    store: Arc<dyn LogStore>,
+    config: Arc<ServerConfig>,
+    sender: Sender,
+    /// Bumped after every store commit; tasks wait on it.
+    commits: watch::Sender<u64>,
+    tasks: Mutex<HashMap<(String, String), JoinHandle<()>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Hub {
+    /// Starts a task for every subscription filter in the store. Must be called from
+    /// within the server's runtime.
+    pub(crate) fn start(store: Arc<dyn LogStore>, config: Arc<ServerConfig>) -> Arc<Hub> {
+        let (commits, _) = watch::channel(0u64);
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let sender = Sender {
+            http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+            timeout: Duration::from_secs(config.subscriptions.delivery_timeout_secs.max(1)),
+        };
+        let hub = Arc::new(Hub {
+            store: Arc::clone(&store),
+            config,
+            sender,
+            commits,
+            tasks: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let notify = hub.commits.clone();
+        store.on_commit(Arc::new(move || {
+            notify.send_modify(|n| *n = n.wrapping_add(1));
+        }));
+        for (group, filter) in store.all_subscription_filters() {
+            hub.run(group, filter);
+        }
+        hub
+    }
+
+    /// Sends the CONTROL_MESSAGE AWS sends when a subscription is created, waiting for
+    /// the destination to acknowledge it. Called from a blocking thread.
+    pub(crate) fn check_destination(&self, destination: &Destination) -> Result<(), String> {
+        let message = SubscriptionMessage::control(
+            &destination_label(destination),
+            crate::logs_api::now_ms(),
+        );
+        self.runtime
+            .block_on(self.sender.send(destination, &message))
+    }
+
+    /// (Re)starts the delivery task of `filter` in `group`.
+    pub(crate) fn run(self: &Arc<Self>, group: String, filter: SubscriptionFilter) {
+        let key = (group.clone(), filter.filter_name.clone());
+        let task = {
+            let hub = Arc::clone(self);
+            self.runtime
+                .spawn(async move { hub.deliver_forever(group, filter).await })
+        };
+        if let Some(old) = self.tasks.lock().expect("tasks lock").insert(key, task) {
+            old.abort();
+        }
+    }
+
+    /// Stops the delivery task of a filter (deleted, or its group deleted).
+    pub(crate) fn stop(&self, group: &str, name: &str) {
+        let key = (group.to_owned(), name.to_owned());
+        if let Some(task) = self.tasks.lock().expect("tasks lock").remove(&key) {
+            task.abort();
+        }
+    }
+
+    /// Stops the tasks of every filter of a deleted group.
+    pub(crate) fn stop_group(&self, group: &str) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        tasks.retain(|(g, _), task| {
+            if g == group {
+                task.abort();
+            }
+            g != group
+        });
+    }
+
+    /// Stops every task (server shutdown); cursors are as durable as the last
+    /// acknowledged batch.
+    pub(crate) fn shutdown(&self) {
+        for (_, task) in self.tasks.lock().expect("tasks lock").drain() {
+            task.abort();
+        }
+    }
+
+    async fn deliver_forever(self: Arc<Self>, group: String, filter: SubscriptionFilter) {
+        let name = filter.filter_name.clone();
+        let settings = &self.config.subscriptions;
+        let pattern = match FilterPattern::parse(&filter.filter_pattern) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(group, filter = name, error = %e, "subscription filter pattern no longer parses; not delivering");
+                return;
+            }
+        };
+        let destination = match Destination::resolve(&filter.destination_arn, settings) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(group, filter = name, error = %e, "subscription destination cannot be resolved; not delivering");
+                return;
+            }
+        };
+        let limit = PageLimit {
+            max_events: settings.max_batch_events.max(1),
+            max_bytes: settings.max_batch_bytes.max(1),
+            overhead_per_event: EVENT_OVERHEAD_BYTES,
+        };
+        let linger = Duration::from_millis(settings.linger_ms);
+        let mut commits = self.commits.subscribe();
+        let (group_c, name_c) = (group.clone(), name.clone());
+        let mut after = match self.blocking(move |s| s.cursor(&group_c, &name_c)).await {
+            Ok(cursor) => cursor.unwrap_or(filter.start_after),
+            Err(e) => {
+                tracing::error!(group, filter = name, error = %e, "cannot read subscription cursor; not delivering");
+                return;
+            }
+        };
+        tracing::info!(group, filter = name, after, "subscription delivering");
+        loop {
+            // Marked before reading: a commit after this point wakes the wait below.
+            commits.borrow_and_update();
+            let (group_c, after_c) = (group.clone(), after);
+            let page = self
+                .blocking(move |s| s.read_committed(&group_c, after_c, limit))
+                .await;
+            let page: CommittedPage = match page {
+                Ok(page) => page,
+                Err(StoreError::GroupNotFound(_)) => return,
+                Err(e) => {
+                    tracing::error!(group, filter = name, error = %e, "subscription cannot read its log group; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if page.events.is_empty() {
+                after = after.max(page.read_to);
+                if commits.changed().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(linger).await;
+                continue;
+            }
+            for (stream, events) in batches_by_stream(&page.events, &pattern) {
+                let message = SubscriptionMessage {
+                    message_type: MessageType::Data,
+                    owner: self.config.account_id.clone(),
+                    log_group: group.clone(),
+                    log_stream: stream.to_string(),
+                    subscription_filters: vec![name.clone()],
+                    log_events: events
+                        .iter()
+                        .map(|e| SubscriptionEvent {
+                            id: event_id(e.key, e.ingestion_time),
+                            timestamp: e.key.timestamp,
+                            message: e.message.clone(),
+                        })
+                        .collect(),
+                };
+                self.send_until_acknowledged(&group, &name, &destination, &message)
+                    .await;
+            }
+            after = page.read_to;
+            let (group_c, name_c) = (group.clone(), name.clone());
+            if let Err(e) = self
+                .blocking(move |s| s.set_cursor(&group_c, &name_c, Some(after)))
+                .await
+            {
+                // Delivered but not recorded: the batch may be sent again after a
+                // restart, which at-least-once allows.
+                tracing::error!(group, filter = name, error = %e, "cannot save subscription cursor");
+            }
+        }
+    }
+
+    /// Sends until the destination acknowledges, waiting longer after each failure.
+    async fn send_until_acknowledged(
+        &self,
+        group: &str,
+        name: &str,
+        destination: &Destination,
+        message: &SubscriptionMessage,
+    ) {
+        let max_backoff =
+            Duration::from_secs(self.config.subscriptions.max_retry_backoff_secs.max(1));
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1u32;
+        loop {
+            match self.sender.send(destination, message).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(group, filter = name, attempt, error = %e, "subscription delivery failed; retrying");
+                    tokio::time::sleep(backoff + jitter(backoff)).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs a store call on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn LogStore) -> nettrail_store::Result<T> + Send + 'static,
+    ) -> nettrail_store::Result<T> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+/// The events `pattern` matches, one batch per log stream (in the order the streams
+/// first appear), each in commit order.
+fn batches_by_stream<'a>(
+    events: &'a [ScannedEvent],
+    pattern: &FilterPattern,
+) -> Vec<(&'a str, Vec<&'a ScannedEvent>)> {
+    let mut batches: Vec<(&str, Vec<&ScannedEvent>)> = Vec::new();
+    for event in events.iter().filter(|e| pattern.matches(&e.message)) {
+        match batches.iter_mut().find(|(s, _)| *s == &*event.stream) {
+            Some((_, list)) => list.push(event),
+            None => batches.push((&event.stream, vec![event])),
+        }
+    }
+    batches
+}
+
+/// Up to half of `base`, so that retries of many subscriptions spread out.
+fn jitter(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base.mul_f64(f64::from(nanos % 1000) / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_urls_files_or_bound_arns() {
+        let mut settings = SubscriptionSettings::default();
+        settings.destinations.insert(
+            "arn:aws:lambda:us-east-1:123456789012:function:notify".into(),
+            "http://127.0.0.1:8080/hook".into(),
+        );
+        assert_eq!(
+            Destination::resolve("http://127.0.0.1:9/x", &settings),
+            Ok(Destination::Http("http://127.0.0.1:9/x".parse().unwrap()))
+        );
+        assert_eq!(
+            Destination::resolve("file:///var/log/matches.jsonl", &settings),
+            Ok(Destination::File("/var/log/matches.jsonl".into()))
+        );
+        assert_eq!(
+            Destination::resolve(
+                "arn:aws:lambda:us-east-1:123456789012:function:notify",
+                &settings
+            ),
+            Ok(Destination::Http(
+                "http://127.0.0.1:8080/hook".parse().unwrap()
+            ))
+        );
+        for bad in [
+            "arn:aws:kinesis:us-east-1:123456789012:stream/unbound",
+            "file://relative/path",
+            "ftp://x",
+            "https://example.com/hook",
+            "",
+        ] {
+            assert!(Destination::resolve(bad, &settings).is_err(), "{bad:?}");
+        }
+    }
+}
