@@ -7,16 +7,19 @@ outage (nothing lost, order kept) and `kill -9` mid-stream (at least once).
 import base64
 import gzip
 import json
+import os
 import re
+import subprocess
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REPO, NettrailServer, now_ms
+from conftest import ACCESS_KEY, REGION, REPO, SECRET_KEY, NettrailServer, nettrail_bin, now_ms
 
 SPEC = REPO.parent / "shared" / "specs" / "network-log-formats.md"
 SUCCESSFUL = '{ $.connection-attempt-status = "successful" }'
@@ -254,3 +257,55 @@ def test_kill_9_mid_stream_delivers_every_event_at_least_once(tmp_path, webhook)
         assert len(delivered) - len(sent) <= 10_000
     finally:
         srv.stop()
+
+
+def subscription_status(server, *args):
+    env = dict(os.environ)
+    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION,
+               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    proc = subprocess.run([nettrail_bin(), "subscriptions", "status", "--endpoint-url", server.endpoint, *args],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def metrics(server):
+    with urllib.request.urlopen(f"{server.endpoint}/metrics", timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return response.read().decode()
+
+
+def test_status_and_metrics_show_an_outage_and_the_catch_up(server, logs, webhook):
+    logs.create_log_group(logGroupName="/g")
+    logs.create_log_stream(logGroupName="/g", logStreamName="s")
+    logs.put_subscription_filter(logGroupName="/g", filterName="all", filterPattern="", destinationArn=webhook.url)
+    webhook.fail_next = 10**9
+    put(logs, "/g", "s", [f"m {i}" for i in range(25)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        status = json.loads(subscription_status(server, "--json", "--log-group", "/g"))["subscriptions"]
+        if status and status[0]["failedAttempts"] >= 2:
+            break
+        time.sleep(0.05)
+    down = status[0]
+    assert (down["logGroupName"], down["filterName"], down["destination"]) == ("/g", "all", webhook.url)
+    assert down["lagEvents"] == 25 and down["deliveredEvents"] == 0
+    assert "500" in down["lastError"] and down["lagSeconds"] >= 0
+    page = metrics(server)
+    assert 'nettrail_subscription_lag_events{log_group="/g",filter="all"} 25' in page
+    assert "nettrail_ingested_events_total 25" in page
+    assert "# TYPE nettrail_subscription_failed_deliveries_total counter" in page
+
+    with webhook.lock:
+        webhook.fail_next = 0
+    webhook.wait_for(25, timeout=60)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        up = json.loads(subscription_status(server, "--json"))["subscriptions"][0]
+        if up["lagEvents"] == 0:
+            break
+        time.sleep(0.05)
+    assert up["deliveredEvents"] == 25 and up["lagEvents"] == 0 and up["lagSeconds"] == 0
+    table = subscription_status(server)
+    assert table.splitlines()[0].startswith("LOG GROUP") and "/g" in table.splitlines()[1]
+    assert 'nettrail_subscription_delivered_events_total{log_group="/g",filter="all"} 25' in metrics(server)

@@ -169,6 +169,18 @@ impl Front {
         if req.method() == Method::POST && req.uri().path() == self.config.firehose.path {
             return with_request_id(Arc::clone(&self).firehose(req).await, &request_id);
         }
+        if req.method() == Method::GET && req.uri().path() == "/metrics" {
+            let api = Arc::clone(&self.api);
+            let page = tokio::task::spawn_blocking(move || api.prometheus_metrics())
+                .await
+                .unwrap_or_default();
+            let mut response = Response::new(Full::new(Bytes::from(page)));
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return with_request_id(response, &request_id);
+        }
         if req.method() == Method::GET && req.uri().path() == "/health" {
             return with_request_id(
                 Response::new(Full::new(Bytes::from_static(b"ok\n"))),

@@ -17,6 +17,7 @@ mod firehose;
 mod http;
 mod import_api;
 mod logs_api;
+mod metrics;
 mod subscriptions;
 mod validate;
 

@@ -474,6 +474,12 @@ struct DescribeSubscriptionFiltersRequest {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct SubscriptionStatusRequest {
+    log_group_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct DeleteSubscriptionFilterRequest {
     log_group_name: Option<String>,
     filter_name: Option<String>,
@@ -543,6 +549,9 @@ impl LogsApi {
             "TestMetricFilter" => test_metric_filter(parse(body)?),
             op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("ImportLogEvents") => {
                 import_api::import_log_events(self.store.as_ref(), parse(body)?, now_ms())
+            }
+            op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("GetSubscriptionStatus") => {
+                self.get_subscription_status(parse(body)?)
             }
             op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("GetImportCheckpoints") => {
                 import_api::get_import_checkpoints(self.store.as_ref(), parse(body)?)
@@ -1500,6 +1509,37 @@ impl LogsApi {
         self.store.put_subscription_filter(&group, filter.clone())?;
         self.subscriptions.run(group, filter);
         Ok(json!({}))
+    }
+
+    /// nettrail's GetSubscriptionStatus: every subscription's deliveries, errors and lag.
+    fn get_subscription_status(&self, req: SubscriptionStatusRequest) -> ApiResult<Value> {
+        let mut v = Violations::new();
+        v.log_group_name("logGroupName", req.log_group_name.as_deref());
+        v.finish()?;
+        if let Some(group) = &req.log_group_name {
+            self.store.group(group)?;
+        }
+        let now = now_ms();
+        let subscriptions: Vec<Value> = self
+            .subscriptions
+            .statuses(req.log_group_name.as_deref())
+            .iter()
+            .map(|((group, name), status)| {
+                crate::metrics::subscription_status_json(
+                    self.store.as_ref(),
+                    group,
+                    name,
+                    status,
+                    now,
+                )
+            })
+            .collect();
+        Ok(json!({ "subscriptions": subscriptions }))
+    }
+
+    /// The `/metrics` page.
+    pub(crate) fn prometheus_metrics(&self) -> String {
+        crate::metrics::render(self.store.as_ref(), &self.subscriptions, now_ms())
     }
 
     fn describe_subscription_filters(

@@ -158,6 +158,23 @@ fn destination_label(destination: &Destination) -> String {
     }
 }
 
+/// How one subscription is doing, for `nettrail subscriptions status` and `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeliveryStatus {
+    /// Where it delivers (the resolved destination).
+    pub(crate) destination: String,
+    /// Events and batches acknowledged since the server started.
+    pub(crate) delivered_events: u64,
+    pub(crate) delivered_batches: u64,
+    /// Delivery attempts that failed since the server started.
+    pub(crate) failed_attempts: u64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_error_time: Option<i64>,
+    pub(crate) last_delivery_time: Option<i64>,
+    /// The sequence number up to which the group has been read and delivered.
+    pub(crate) cursor: u64,
+}
+
 /// The running subscriptions of a server.
 pub(crate) struct Hub {
     store: Arc<dyn LogStore>,
@@ -166,6 +183,7 @@ pub(crate) struct Hub {
     /// Bumped after every store commit; tasks wait on it.
     commits: watch::Sender<u64>,
     tasks: Mutex<HashMap<(String, String), JoinHandle<()>>>,
+    statuses: Mutex<HashMap<(String, String), DeliveryStatus>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -186,6 +204,7 @@ impl Hub {
             sender,
             commits,
             tasks: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         });
         let notify = hub.commits.clone();
@@ -228,6 +247,7 @@ impl Hub {
         if let Some(task) = self.tasks.lock().expect("tasks lock").remove(&key) {
             task.abort();
         }
+        self.statuses.lock().expect("statuses lock").remove(&key);
     }
 
     /// Stops the tasks of every filter of a deleted group.
@@ -239,6 +259,31 @@ impl Hub {
             }
             g != group
         });
+        self.statuses
+            .lock()
+            .expect("statuses lock")
+            .retain(|(g, _), _| g != group);
+    }
+
+    /// The status of every subscription (of `group` only, if given), by group and name.
+    pub(crate) fn statuses(&self, group: Option<&str>) -> Vec<((String, String), DeliveryStatus)> {
+        let mut all: Vec<_> = self
+            .statuses
+            .lock()
+            .expect("statuses lock")
+            .iter()
+            .filter(|((g, _), _)| group.is_none_or(|want| want == g))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    fn update_status(&self, group: &str, name: &str, f: impl FnOnce(&mut DeliveryStatus)) {
+        let key = (group.to_owned(), name.to_owned());
+        if let Some(status) = self.statuses.lock().expect("statuses lock").get_mut(&key) {
+            f(status);
+        }
     }
 
     /// Stops every task (server shutdown); cursors are as durable as the last
@@ -281,6 +326,14 @@ impl Hub {
                 return;
             }
         };
+        self.statuses.lock().expect("statuses lock").insert(
+            (group.clone(), name.clone()),
+            DeliveryStatus {
+                destination: destination_label(&destination),
+                cursor: after,
+                ..DeliveryStatus::default()
+            },
+        );
         tracing::info!(group, filter = name, after, "subscription delivering");
         loop {
             // Marked before reading: a commit after this point wakes the wait below.
@@ -300,6 +353,7 @@ impl Hub {
             };
             if page.events.is_empty() {
                 after = after.max(page.read_to);
+                self.update_status(&group, &name, |st| st.cursor = after);
                 if commits.changed().await.is_err() {
                     return;
                 }
@@ -324,8 +378,15 @@ impl Hub {
                 };
                 self.send_until_acknowledged(&group, &name, &destination, &message)
                     .await;
+                let delivered = message.log_events.len() as u64;
+                self.update_status(&group, &name, |st| {
+                    st.delivered_events += delivered;
+                    st.delivered_batches += 1;
+                    st.last_delivery_time = Some(crate::logs_api::now_ms());
+                });
             }
             after = page.read_to;
+            self.update_status(&group, &name, |st| st.cursor = after);
             let (group_c, name_c) = (group.clone(), name.clone());
             if let Err(e) = self
                 .blocking(move |s| s.set_cursor(&group_c, &name_c, Some(after)))
@@ -355,6 +416,11 @@ impl Hub {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(group, filter = name, attempt, error = %e, "subscription delivery failed; retrying");
+                    self.update_status(group, name, |st| {
+                        st.failed_attempts += 1;
+                        st.last_error = Some(e.clone());
+                        st.last_error_time = Some(crate::logs_api::now_ms());
+                    });
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(max_backoff);
                     attempt += 1;

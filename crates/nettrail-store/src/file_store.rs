@@ -34,9 +34,9 @@ use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, Journal, MetaRecord};
 use crate::scan::{self, ScanBlock};
 use crate::{
-    AppendAck, CommittedPage, EventKey, GroupInfo, ImportCheckpoint, LogStore, Millis, NewEvent,
-    NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest, ScannedEvent, StreamInfo,
-    StreamSelector, SubscriptionFilter,
+    AppendAck, Backlog, CommittedPage, EventKey, GroupInfo, ImportCheckpoint, LogStore, Millis,
+    NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest, ScannedEvent,
+    StoreCounters, StreamInfo, StreamSelector, SubscriptionFilter,
 };
 
 /// Magic bytes at the start of every segment file.
@@ -94,6 +94,9 @@ struct Inner {
     next_segment_id: AtomicU64,
     /// Called after every commit (`LogStore::on_commit`).
     commit_listeners: Mutex<Vec<Arc<dyn Fn() + Send + Sync>>>,
+    /// Events and uncompressed bytes committed since open.
+    ingested_events: AtomicU64,
+    ingested_bytes: AtomicU64,
     /// Cursor files of the groups whose cursors were used, by group id.
     cursors: Mutex<HashMap<u64, CursorFile>>,
     _lock: File,
@@ -319,6 +322,8 @@ impl FileStore {
             stop: (Mutex::new(false), Condvar::new()),
             next_segment_id: AtomicU64::new(recovered.next_segment_id),
             commit_listeners: Mutex::new(Vec::new()),
+            ingested_events: AtomicU64::new(0),
+            ingested_bytes: AtomicU64::new(0),
             cursors: Mutex::new(HashMap::new()),
             _lock: lock,
         });
@@ -851,6 +856,39 @@ impl LogStore for FileStore {
             events,
             read_to: published.max(after),
         })
+    }
+
+    fn backlog(&self, group: &str, after: u64) -> Result<Backlog> {
+        self.with_group(group, |g| {
+            let cutoff = g.cutoff(now_ms());
+            let mut backlog = Backlog::default();
+            for stream in g.streams.values() {
+                let first = stream.blocks.partition_point(|b| {
+                    b.header.first_seq + u64::from(b.header.count) <= after + 1
+                });
+                for block in &stream.blocks[first..] {
+                    let h = &block.header;
+                    if cutoff.is_some_and(|c| h.max_ts < c) {
+                        continue; // wholly expired
+                    }
+                    let skipped = (after + 1).saturating_sub(h.first_seq);
+                    backlog.events += u64::from(h.count).saturating_sub(skipped);
+                    backlog.oldest_ingestion_time = Some(
+                        backlog
+                            .oldest_ingestion_time
+                            .map_or(h.ingestion_ms, |t| t.min(h.ingestion_ms)),
+                    );
+                }
+            }
+            backlog
+        })
+    }
+
+    fn counters(&self) -> StoreCounters {
+        StoreCounters {
+            ingested_events: self.inner.ingested_events.load(Ordering::Relaxed),
+            ingested_bytes: self.inner.ingested_bytes.load(Ordering::Relaxed),
+        }
     }
 
     fn on_commit(&self, listener: Arc<dyn Fn() + Send + Sync>) {
@@ -1497,6 +1535,14 @@ impl Writer {
                                     header,
                                 });
                         }
+                    }
+                    self.inner
+                        .ingested_events
+                        .fetch_add(u64::from(header.count), Ordering::Relaxed);
+                    if header.count > 0 {
+                        self.inner
+                            .ingested_bytes
+                            .fetch_add(u64::from(header.raw_len), Ordering::Relaxed);
                     }
                     acks.push((job.reply, job.index, header));
                 }

@@ -278,6 +278,24 @@ pub struct SubscriptionFilter {
     pub start_after: u64,
 }
 
+/// What the store has taken in since it opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounters {
+    /// Events committed.
+    pub ingested_events: u64,
+    /// Their bytes before compression (messages and per-event framing).
+    pub ingested_bytes: u64,
+}
+
+/// The events of a group after a cursor, from block headers alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Unexpired events after the cursor.
+    pub events: u64,
+    /// When the oldest of them was ingested, Unix ms.
+    pub oldest_ingestion_time: Option<Millis>,
+}
+
 /// A CloudWatch Logs resource policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourcePolicy {
@@ -409,6 +427,11 @@ pub trait LogStore: Send + Sync {
     /// Reads the events of `group` with sequence numbers above `after`, in commit order,
     /// within `limit` (at least one event when there is one). Expired events are skipped.
     fn read_committed(&self, group: &str, after: u64, limit: PageLimit) -> Result<CommittedPage>;
+    /// The events of `group` after sequence number `after` (a subscription's lag),
+    /// counted from block headers without reading blocks.
+    fn backlog(&self, group: &str, after: u64) -> Result<Backlog>;
+    /// What the store has taken in since it opened.
+    fn counters(&self) -> StoreCounters;
     /// Calls `listener` after every commit, before the commit is acknowledged (on the
     /// writer's thread: it must be quick).
     fn on_commit(&self, listener: std::sync::Arc<dyn Fn() + Send + Sync>);

@@ -987,3 +987,30 @@ fn cursors_are_durable_and_go_with_their_group() {
     store.create_group(group("/g"), NOW).unwrap();
     assert_eq!(store.cursor("/g", "to-webhook").unwrap(), None);
 }
+
+#[test]
+fn backlog_counts_the_events_after_a_cursor_from_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.create_group(group("/g"), NOW).unwrap();
+    store.create_stream("/g", "a", NOW).unwrap();
+    store.create_stream("/g", "b", NOW).unwrap();
+    let first = store
+        .append("/g", "a", &events(&[(NOW, "1"), (NOW, "2"), (NOW, "3")]))
+        .unwrap();
+    store.append("/g", "b", &events(&[(NOW, "4")])).unwrap();
+    let whole = store.backlog("/g", 0).unwrap();
+    assert_eq!(whole.events, 4);
+    assert!(whole.oldest_ingestion_time.is_some());
+    // A cursor in the middle of a block counts the rest of it.
+    assert_eq!(store.backlog("/g", first.first_seq).unwrap().events, 3);
+    assert_eq!(store.backlog("/g", first.first_seq + 2).unwrap().events, 1);
+    let all_read = store
+        .read_committed("/g", 0, PageLimit::UNLIMITED)
+        .unwrap()
+        .read_to;
+    assert_eq!(store.backlog("/g", all_read).unwrap(), Default::default());
+    let counters = store.counters();
+    assert_eq!(counters.ingested_events, 4);
+    assert!(counters.ingested_bytes >= 4);
+}

@@ -4,6 +4,7 @@
 //! - `nettrail import s3`: VPC flow log files as AWS wrote them to S3, into a log group.
 //! - `nettrail flows convert`: a flow log file between AWS's text and Parquet formats.
 //! - `nettrail logs tail`: a log group's events as they arrive, like `aws logs tail`.
+//! - `nettrail subscriptions status`: every subscription's deliveries, errors and lag.
 //!
 //! Later subcommands (agents, vpn) join here as their issues land.
 
@@ -43,6 +44,25 @@ enum Command {
     /// Read log groups.
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// Subscription filters.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCommand),
+}
+
+#[derive(Subcommand)]
+enum SubscriptionsCommand {
+    /// Every subscription's deliveries, errors and lag (events not yet delivered, and
+    /// how long the oldest has waited).
+    Status(SubscriptionStatusArgs),
+}
+
+#[derive(clap::Args)]
+struct SubscriptionStatusArgs {
+    /// Only the subscriptions of this log group.
+    #[arg(long)]
+    log_group: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -175,6 +195,7 @@ fn main() {
         Command::Serve(args) => serve(args),
         Command::Import(ImportCommand::S3(args)) => import_s3(args),
         Command::Logs(LogsCommand::Tail(args)) => logs_tail(args),
+        Command::Subscriptions(SubscriptionsCommand::Status(args)) => subscriptions_status(args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,
@@ -271,6 +292,52 @@ fn logs_tail(args: TailArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     let mut out = std::io::stdout().lock();
     runtime.block_on(tail::run(&client, &options, &mut out))
+}
+
+fn subscriptions_status(args: SubscriptionStatusArgs) -> Result<()> {
+    let client = nettrail_client::Client::from_environment(
+        &args.server.endpoint_url,
+        args.server.profile.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut request = serde_json::json!({});
+    if let Some(group) = &args.log_group {
+        request["logGroupName"] = group.as_str().into();
+    }
+    let answer = runtime.block_on(client.nettrail("GetSubscriptionStatus", &request))?;
+    if args.server.json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let rows = answer["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if rows.is_empty() {
+        println!("no subscription filters");
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<20} {:>10} {:>10} {:>9}  {:<30} LAST ERROR",
+        "LOG GROUP", "FILTER", "DELIVERED", "LAG", "LAG (s)", "DESTINATION"
+    );
+    for row in rows {
+        println!(
+            "{:<28} {:<20} {:>10} {:>10} {:>9.1}  {:<30} {}",
+            row["logGroupName"].as_str().unwrap_or_default(),
+            row["filterName"].as_str().unwrap_or_default(),
+            row["deliveredEvents"].as_u64().unwrap_or(0),
+            row["lagEvents"].as_u64().unwrap_or(0),
+            row["lagSeconds"].as_f64().unwrap_or(0.0),
+            row["destination"].as_str().unwrap_or_default(),
+            row["lastError"].as_str().unwrap_or("-"),
+        );
+    }
+    Ok(())
 }
 
 fn import_s3(args: ImportS3Args) -> Result<()> {
