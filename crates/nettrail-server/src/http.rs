@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::live_tail::{self, ChannelBody};
 use crate::logs_api::LogsApi;
 
 const TARGET_PREFIX: &str = "Logs_20140328.";
@@ -42,7 +43,12 @@ pub(crate) struct Front {
     keys: Keys,
     in_flight: Arc<Semaphore>,
     buffered_bytes: Arc<Semaphore>,
+    /// Set when the server stops accepting connections: live tail sessions end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
+
+/// A response body: a whole one, or a live tail stream.
+type ResponseBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
 
 /// The configured access keys; empty means any credentials are accepted.
 struct Keys(HashMap<String, String>);
@@ -73,6 +79,7 @@ impl Front {
             api,
             firehose,
             config,
+            closing: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -122,7 +129,7 @@ impl Front {
             let front = Arc::clone(&self);
             let service = hyper::service::service_fn(move |req| {
                 let front = Arc::clone(&front);
-                async move { Ok::<_, Infallible>(front.handle(req).await) }
+                async move { Ok::<_, Infallible>(front.route(req).await) }
             });
             let conn = builder.serve_connection(io, service).into_owned();
             let conn = graceful.watch(conn);
@@ -151,6 +158,7 @@ impl Front {
             });
         }
         drop(listener);
+        self.closing.send_replace(true);
         tracing::info!("no longer accepting connections; draining open requests");
         if tokio::time::timeout(drain, graceful.shutdown())
             .await
@@ -161,6 +169,65 @@ impl Front {
                 "requests still open after the drain period"
             );
         }
+    }
+
+    /// StartLiveTail streams its answer; everything else is answered whole.
+    async fn route(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        let live_tail = req.method() == Method::POST
+            && req.uri().path() == "/"
+            && req
+                .headers()
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+                == Some("StartLiveTail");
+        if live_tail {
+            return self.live_tail(req).await;
+        }
+        self.handle(req).await.map(http_body_util::Either::Left)
+    }
+
+    /// StartLiveTail: the request is admitted, authenticated and validated like any
+    /// other (errors answered as JSON), then its slot is released and the session
+    /// streams for as long as the client stays.
+    async fn live_tail(self: Arc<Self>, req: Request<Incoming>) -> Response<ResponseBody> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let planned = async {
+            let (parts, body, admission) =
+                self.admit(req, self.config.limits.max_body_bytes).await?;
+            if !self.keys.0.is_empty() {
+                self.authenticate(&parts, &body)?;
+            }
+            let api = Arc::clone(&self.api);
+            let plan = tokio::task::spawn_blocking(move || api.live_tail_plan(&body))
+                .await
+                .map_err(|e| ApiError::Internal(format!("Internal error: {e}")))??;
+            drop(admission);
+            Ok::<_, ApiError>(plan)
+        }
+        .await;
+        let response = match planned {
+            Ok(plan) => {
+                let body = live_tail::start(
+                    self.api.store(),
+                    plan,
+                    request_id.clone(),
+                    self.closing.subscribe(),
+                );
+                let mut response = Response::new(http_body_util::Either::Right(body));
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/vnd.amazon.eventstream"),
+                );
+                response
+            }
+            Err(err) => error_response(&err).map(http_body_util::Either::Left),
+        };
+        let mut response = response;
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-amzn-requestid", value);
+        }
+        response
     }
 
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -218,11 +285,7 @@ impl Front {
                 } else {
                     tracing::debug!(request_id, operation = op, code = err.code(), error = %err, "request refused");
                 }
-                let mut response = json_response(status, err.body().to_string());
-                response
-                    .headers_mut()
-                    .insert("x-amzn-errortype", HeaderValue::from_static(err.code()));
-                response
+                error_response(&err)
             }
         };
         with_request_id(response, &request_id)
@@ -414,6 +477,15 @@ impl Front {
         )?;
         Ok(())
     }
+}
+
+/// An error as AWS JSON 1.1 answers it.
+fn error_response(err: &ApiError) -> Response<Full<Bytes>> {
+    let mut response = json_response(err.status(), err.body().to_string());
+    response
+        .headers_mut()
+        .insert("x-amzn-errortype", HeaderValue::from_static(err.code()));
+    response
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -16,6 +16,7 @@ mod error;
 mod firehose;
 mod http;
 mod import_api;
+mod live_tail;
 mod logs_api;
 mod metrics;
 mod subscriptions;

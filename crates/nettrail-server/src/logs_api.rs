@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::import_api::{self, NETTRAIL_TARGET_PREFIX};
+use crate::live_tail::LiveTailPlan;
 use crate::subscriptions::{Destination, Hub};
 use crate::validate::{Violations, RETENTION_DAYS};
 
@@ -470,6 +471,15 @@ struct DescribeSubscriptionFiltersRequest {
     filter_name_prefix: Option<String>,
     next_token: Option<String>,
     limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartLiveTailRequest {
+    log_group_identifiers: Option<Vec<String>>,
+    log_stream_names: Option<Vec<String>>,
+    log_stream_name_prefixes: Option<Vec<String>>,
+    log_event_filter_pattern: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1535,6 +1545,79 @@ impl LogsApi {
             })
             .collect();
         Ok(json!({ "subscriptions": subscriptions }))
+    }
+
+    /// Validates a StartLiveTail request (its groups must exist) into the plan of a
+    /// session; errors are answered as JSON before any stream starts.
+    pub(crate) fn live_tail_plan(&self, body: &[u8]) -> ApiResult<LiveTailPlan> {
+        let req: StartLiveTailRequest = parse(body)?;
+        let mut v = Violations::new();
+        v.required("logGroupIdentifiers", &req.log_group_identifiers);
+        v.list_length(
+            "logGroupIdentifiers",
+            req.log_group_identifiers.as_deref(),
+            1,
+            10,
+        );
+        for id in req.log_group_identifiers.iter().flatten() {
+            v.log_group_identifier("logGroupIdentifiers.member", Some(id));
+        }
+        for (field, list) in [
+            ("logStreamNames", &req.log_stream_names),
+            ("logStreamNamePrefixes", &req.log_stream_name_prefixes),
+        ] {
+            v.list_length(field, list.as_deref(), 1, 100);
+            for name in list.iter().flatten() {
+                v.length(&format!("{field}.member"), Some(name), 1, 512);
+                v.pattern(
+                    &format!("{field}.member"),
+                    Some(name),
+                    "[^:*]*",
+                    is_filter_name,
+                );
+            }
+        }
+        v.length(
+            "logEventFilterPattern",
+            req.log_event_filter_pattern.as_deref(),
+            0,
+            1024,
+        );
+        v.finish()?;
+        let identifiers = req.log_group_identifiers.expect("validated");
+        if req.log_stream_names.is_some() && req.log_stream_name_prefixes.is_some() {
+            return Err(ApiError::InvalidParameter(
+                "You can specify either logStreamNames or logStreamNamePrefixes, but not both."
+                    .into(),
+            ));
+        }
+        if (req.log_stream_names.is_some() || req.log_stream_name_prefixes.is_some())
+            && identifiers.len() > 1
+        {
+            return Err(ApiError::InvalidParameter(
+                "logStreamNames and logStreamNamePrefixes can be used with one log group only."
+                    .into(),
+            ));
+        }
+        let pattern = compile_pattern(req.log_event_filter_pattern.as_deref().unwrap_or(""))?;
+        let mut groups = Vec::new();
+        for identifier in identifiers {
+            let name = self.group_name_from_identifier(&identifier);
+            self.store.group(&name)?;
+            groups.push((identifier, name));
+        }
+        Ok(LiveTailPlan {
+            groups,
+            stream_names: req.log_stream_names,
+            stream_prefixes: req.log_stream_name_prefixes,
+            pattern_source: req.log_event_filter_pattern,
+            pattern,
+        })
+    }
+
+    /// The store, for live tail sessions.
+    pub(crate) fn store(&self) -> Arc<dyn LogStore> {
+        Arc::clone(&self.store)
     }
 
     /// The `/metrics` page.
