@@ -32,6 +32,10 @@ pub struct ServerConfig {
     pub firehose: FirehoseSettings,
     /// Subscription filter delivery.
     pub subscriptions: SubscriptionSettings,
+    /// Notification topics by name: readable messages to people.
+    pub topics: BTreeMap<String, TopicSettings>,
+    /// The mail server notification topics send through.
+    pub smtp: SmtpSettings,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +50,8 @@ impl Default for ServerConfig {
             store: StoreSettings::default(),
             firehose: FirehoseSettings::default(),
             subscriptions: SubscriptionSettings::default(),
+            topics: BTreeMap::new(),
+            smtp: SmtpSettings::default(),
         }
     }
 }
@@ -139,6 +145,48 @@ impl Default for FirehoseSettings {
             log_stream: "firehose".into(),
             max_body_bytes: 64 << 20,
             dedup_hours: 24,
+        }
+    }
+}
+
+/// A notification topic: where its readable messages go. A subscription filter reaches
+/// it with `destinationArn` = `arn:aws:sns:REGION:ACCOUNT:NAME` or `topic:NAME`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Mail recipients.
+    pub email: Vec<String>,
+    /// URLs that get each notification as generic JSON.
+    pub webhook: Vec<String>,
+    /// Slack-compatible incoming webhook URLs (`{"text": …}`).
+    pub slack: Vec<String>,
+}
+
+/// The SMTP server of email notifications (plain SMTP; STARTTLS is not supported yet,
+/// so use a local relay).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpSettings {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The From address.
+    pub from: String,
+    /// Login, if the server wants one (with `password`).
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<String>,
+}
+
+impl Default for SmtpSettings {
+    fn default() -> Self {
+        SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: 25,
+            from: "nettrail <nettrail@localhost>".into(),
+            username: None,
+            password: None,
         }
     }
 }

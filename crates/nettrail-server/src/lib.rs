@@ -19,6 +19,7 @@ mod import_api;
 mod live_tail;
 mod logs_api;
 mod metrics;
+mod notify;
 mod subscriptions;
 mod validate;
 
@@ -30,7 +31,8 @@ use std::time::Duration;
 use nettrail_store::{FileStore, LogStore};
 
 pub use config::{
-    AccessKey, FirehoseSettings, Limits, ServerConfig, StoreSettings, SubscriptionSettings,
+    AccessKey, FirehoseSettings, Limits, ServerConfig, SmtpSettings, StoreSettings,
+    SubscriptionSettings, TopicSettings,
 };
 pub use error::{ApiError, ApiResult};
 pub use import_api::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS, NETTRAIL_TARGET_PREFIX};

@@ -1487,7 +1487,7 @@ impl LogsApi {
         if previous.is_none() && existing.len() >= self.config.subscriptions.max_filters_per_group {
             return Err(ApiError::LimitExceeded("Resource limit exceeded.".into()));
         }
-        let destination = Destination::resolve(&destination_arn, &self.config.subscriptions)
+        let destination = Destination::resolve(&destination_arn, &self.config)
             .map_err(ApiError::InvalidParameter)?;
         // As AWS does, the destination must take a CONTROL_MESSAGE before the filter
         // exists.

@@ -33,7 +33,7 @@ use nettrail_store::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{ServerConfig, SubscriptionSettings};
+use crate::config::ServerConfig;
 use crate::logs_api::event_id;
 use crate::EVENT_OVERHEAD_BYTES;
 
@@ -44,6 +44,8 @@ pub(crate) enum Destination {
     Http(hyper::Uri),
     /// Decoded documents appended to this file, one per line.
     File(PathBuf),
+    /// A notification topic of the config: readable messages to people.
+    Topic(String),
 }
 
 impl Destination {
@@ -51,10 +53,21 @@ impl Destination {
     /// The error is the message of the InvalidParameterException AWS would answer.
     pub(crate) fn resolve(
         destination_arn: &str,
-        settings: &SubscriptionSettings,
+        config: &ServerConfig,
     ) -> Result<Destination, String> {
-        let target = match settings.destinations.get(destination_arn) {
+        let topic = |name: &str| -> Result<Destination, String> {
+            if config.topics.contains_key(name) {
+                Ok(Destination::Topic(name.to_owned()))
+            } else {
+                Err(format!("There is no notification topic {name:?} in the configuration ([topics.{name}])."))
+            }
+        };
+        let target = match config.subscriptions.destinations.get(destination_arn) {
             Some(bound) => bound.as_str(),
+            None if destination_arn.starts_with("arn:aws:sns:") => {
+                // arn:aws:sns:REGION:ACCOUNT:NAME
+                return topic(destination_arn.rsplit(':').next().unwrap_or_default());
+            }
             None if destination_arn.starts_with("arn:") => {
                 return Err(format!(
                     "Could not deliver test message to {destination_arn}: nettrail delivers to an AWS ARN only when the configuration binds it to a destination ([subscriptions.destinations])."
@@ -62,6 +75,9 @@ impl Destination {
             }
             None => destination_arn,
         };
+        if let Some(name) = target.strip_prefix("topic:") {
+            return topic(name);
+        }
         if let Some(path) = target.strip_prefix("file://") {
             if !path.starts_with('/') {
                 return Err(format!(
@@ -78,20 +94,71 @@ impl Destination {
         }
         if target.starts_with("https://") || target.starts_with("nats://") {
             return Err(format!(
-                "{target}: this nettrail delivers subscriptions to http:// and file:/// destinations only."
+                "{target}: this nettrail delivers subscriptions to http://, file:/// and topic destinations only."
             ));
         }
         Err(format!(
-            "{target} is not a destination nettrail can deliver to (http://…, file:///…, or an ARN bound in [subscriptions.destinations])."
+            "{target} is not a destination nettrail can deliver to (http://…, file:///…, topic:NAME, or an ARN bound in [subscriptions.destinations])."
         ))
+    }
+}
+
+/// POSTs JSON bodies, acknowledged by a 2xx answer.
+#[derive(Clone)]
+pub(crate) struct HttpSender {
+    http: HttpClient<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpSender {
+    fn new(timeout: Duration) -> HttpSender {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        HttpSender {
+            http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
+            timeout,
+        }
+    }
+
+    /// POSTs `body` to `url`; Ok on a 2xx answer.
+    pub(crate) async fn post_json(&self, url: &str, body: String) -> Result<(), String> {
+        let uri: hyper::Uri = url
+            .parse()
+            .map_err(|e| format!("{url} is not a valid URL: {e}"))?;
+        let request = hyper::Request::post(uri.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| format!("building the request: {e}"))?;
+        let (status, body) = tokio::time::timeout(self.timeout, async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok::<_, String>((status, body))
+        })
+        .await
+        .map_err(|_| format!("no answer within {:?}", self.timeout))??;
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        Err(format!("{uri} answered {status}: {text}"))
     }
 }
 
 /// Delivers documents to destinations.
 #[derive(Clone)]
 struct Sender {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
-    timeout: Duration,
+    http: HttpSender,
+    config: Arc<ServerConfig>,
 }
 
 impl Sender {
@@ -103,34 +170,9 @@ impl Sender {
     ) -> Result<(), String> {
         match destination {
             Destination::Http(uri) => {
-                let body = message.to_lambda_event();
-                let request = hyper::Request::post(uri.clone())
-                    .header(hyper::header::CONTENT_TYPE, "application/json")
-                    .body(Full::new(Bytes::from(body)))
-                    .map_err(|e| format!("building the request: {e}"))?;
-                let answer = tokio::time::timeout(self.timeout, async {
-                    let response = self
-                        .http
-                        .request(request)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status = response.status();
-                    let body = response
-                        .into_body()
-                        .collect()
-                        .await
-                        .map(|b| b.to_bytes())
-                        .unwrap_or_default();
-                    Ok::<_, String>((status, body))
-                })
-                .await
-                .map_err(|_| format!("no answer within {:?}", self.timeout))??;
-                let (status, body) = answer;
-                if status.is_success() {
-                    return Ok(());
-                }
-                let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-                Err(format!("{uri} answered {status}: {text}"))
+                self.http
+                    .post_json(&uri.to_string(), message.to_lambda_event())
+                    .await
             }
             Destination::File(path) => {
                 let path = path.clone();
@@ -147,6 +189,18 @@ impl Sender {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("appending to {}: {e}", destination_label(destination)))
             }
+            Destination::Topic(name) => {
+                // People get matches, not the reachability check.
+                if message.message_type == MessageType::Control {
+                    return Ok(());
+                }
+                let Some(topic) = self.config.topics.get(name) else {
+                    return Err(format!(
+                        "notification topic {name:?} is no longer configured"
+                    ));
+                };
+                crate::notify::send(name, topic, &self.config.smtp, message, &self.http).await
+            }
         }
     }
 }
@@ -155,6 +209,7 @@ fn destination_label(destination: &Destination) -> String {
     match destination {
         Destination::Http(uri) => uri.to_string(),
         Destination::File(path) => path.display().to_string(),
+        Destination::Topic(name) => format!("topic:{name}"),
     }
 }
 
@@ -192,11 +247,11 @@ impl Hub {
     /// within the server's runtime.
     pub(crate) fn start(store: Arc<dyn LogStore>, config: Arc<ServerConfig>) -> Arc<Hub> {
         let (commits, _) = watch::channel(0u64);
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let sender = Sender {
-            http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
-            timeout: Duration::from_secs(config.subscriptions.delivery_timeout_secs.max(1)),
+            http: HttpSender::new(Duration::from_secs(
+                config.subscriptions.delivery_timeout_secs.max(1),
+            )),
+            config: Arc::clone(&config),
         };
         let hub = Arc::new(Hub {
             store: Arc::clone(&store),
@@ -304,7 +359,7 @@ impl Hub {
                 return;
             }
         };
-        let destination = match Destination::resolve(&filter.destination_arn, settings) {
+        let destination = match Destination::resolve(&filter.destination_arn, &self.config) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(group, filter = name, error = %e, "subscription destination cannot be resolved; not delivering");
@@ -471,8 +526,11 @@ mod tests {
 
     #[test]
     fn destinations_are_urls_files_or_bound_arns() {
-        let mut settings = SubscriptionSettings::default();
-        settings.destinations.insert(
+        let mut settings = ServerConfig::default();
+        settings
+            .topics
+            .insert("vpn-alerts".into(), Default::default());
+        settings.subscriptions.destinations.insert(
             "arn:aws:lambda:us-east-1:123456789012:function:notify".into(),
             "http://127.0.0.1:8080/hook".into(),
         );
@@ -498,6 +556,8 @@ mod tests {
             "file://relative/path",
             "ftp://x",
             "https://example.com/hook",
+            "arn:aws:sns:us-east-1:123456789012:unknown-topic",
+            "topic:unknown",
             "",
         ] {
             assert!(Destination::resolve(bad, &settings).is_err(), "{bad:?}");
