@@ -11,9 +11,11 @@
 //! burst of events goes out as one batch.
 //!
 //! Destinations: `http://` URLs (a POST of the Lambda event
-//! `{"awslogs":{"data":BASE64(GZIP(JSON))}}`, acknowledged by any 2xx), `file:///PATH`
-//! (the decoded JSON documents appended one per line, acknowledged once fsynced), and AWS
-//! ARNs bound to one of those in the configuration.
+//! `{"awslogs":{"data":BASE64(GZIP(JSON))}}`, acknowledged by any 2xx),
+//! `nats://HOST:PORT/SUBJECT` (a JetStream publish of the gzip document, as a Kinesis
+//! record carries it, acknowledged by JetStream), `file:///PATH` (the decoded JSON
+//! documents appended one per line, acknowledged once fsynced), notification topics
+//! (`notify.rs`), and AWS ARNs bound to one of those in the configuration.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -46,6 +48,14 @@ pub(crate) enum Destination {
     File(PathBuf),
     /// A notification topic of the config: readable messages to people.
     Topic(String),
+    /// A JetStream publish of the gzip document (as a Kinesis record carries it) to
+    /// `subject` on the NATS server at `server` (`nats://HOST:PORT`).
+    Nats {
+        /// `nats://HOST:PORT`.
+        server: String,
+        /// The subject (a stream must capture it).
+        subject: String,
+    },
 }
 
 impl Destination {
@@ -92,9 +102,26 @@ impl Destination {
                 .map(Destination::Http)
                 .map_err(|e| format!("{target} is not a valid URL: {e}."));
         }
-        if target.starts_with("https://") || target.starts_with("nats://") {
+        if let Some(rest) = target.strip_prefix("nats://") {
+            let (server, subject) = rest.split_once('/').unwrap_or((rest, ""));
+            let subject_ok = !subject.is_empty()
+                && !subject.contains(|c: char| c.is_whitespace() || c == '*' || c == '>')
+                && !subject.starts_with('.')
+                && !subject.ends_with('.')
+                && !subject.contains("..");
+            if server.is_empty() || !subject_ok {
+                return Err(format!(
+                    "{target} is not a NATS destination: nats://HOST:PORT/SUBJECT with a subject a JetStream stream captures (no wildcards)."
+                ));
+            }
+            return Ok(Destination::Nats {
+                server: format!("nats://{server}"),
+                subject: subject.to_owned(),
+            });
+        }
+        if target.starts_with("https://") {
             return Err(format!(
-                "{target}: this nettrail delivers subscriptions to http://, file:/// and topic destinations only."
+                "{target}: this nettrail delivers subscriptions to http://, nats://, file:/// and topic destinations; https:// is not supported yet."
             ));
         }
         Err(format!(
@@ -159,6 +186,9 @@ impl HttpSender {
 struct Sender {
     http: HttpSender,
     config: Arc<ServerConfig>,
+    /// JetStream contexts by server URL, connected on first use (and reconnecting by
+    /// themselves when a connection drops).
+    nats: Arc<tokio::sync::Mutex<HashMap<String, async_nats::jetstream::Context>>>,
 }
 
 impl Sender {
@@ -189,6 +219,26 @@ impl Sender {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("appending to {}: {e}", destination_label(destination)))
             }
+            Destination::Nats { server, subject } => {
+                let jetstream = self.jetstream(server).await?;
+                let ack = tokio::time::timeout(self.http.timeout, async {
+                    jetstream
+                        .publish(subject.clone(), Bytes::from(message.to_gzip()))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|_| {
+                    format!(
+                        "no JetStream acknowledgement within {:?}",
+                        self.http.timeout
+                    )
+                })?;
+                ack.map(|_| ())
+                    .map_err(|e| format!("publishing to {subject} on {server}: {e}"))
+            }
             Destination::Topic(name) => {
                 // People get matches, not the reachability check.
                 if message.message_type == MessageType::Control {
@@ -205,11 +255,29 @@ impl Sender {
     }
 }
 
+impl Sender {
+    async fn jetstream(&self, server: &str) -> Result<async_nats::jetstream::Context, String> {
+        let mut connections = self.nats.lock().await;
+        if let Some(context) = connections.get(server) {
+            return Ok(context.clone());
+        }
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(self.http.timeout)
+            .connect(server)
+            .await
+            .map_err(|e| format!("connecting to {server}: {e}"))?;
+        let context = async_nats::jetstream::new(client);
+        connections.insert(server.to_owned(), context.clone());
+        Ok(context)
+    }
+}
+
 fn destination_label(destination: &Destination) -> String {
     match destination {
         Destination::Http(uri) => uri.to_string(),
         Destination::File(path) => path.display().to_string(),
         Destination::Topic(name) => format!("topic:{name}"),
+        Destination::Nats { server, subject } => format!("{server}/{subject}"),
     }
 }
 
@@ -252,6 +320,7 @@ impl Hub {
                 config.subscriptions.delivery_timeout_secs.max(1),
             )),
             config: Arc::clone(&config),
+            nats: Arc::default(),
         };
         let hub = Arc::new(Hub {
             store: Arc::clone(&store),
@@ -556,6 +625,9 @@ mod tests {
             "file://relative/path",
             "ftp://x",
             "https://example.com/hook",
+            "nats://127.0.0.1:4222",
+            "nats://127.0.0.1:4222/cwl.*",
+            "nats:///subject",
             "arn:aws:sns:us-east-1:123456789012:unknown-topic",
             "topic:unknown",
             "",
