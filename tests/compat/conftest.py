@@ -35,6 +35,21 @@ def nettrail_bin() -> str:
     raise RuntimeError("build nettrail first (cargo build --release) or set NETTRAIL_BIN")
 
 
+def client_env(**extra) -> dict:
+    """The environment of a client process (nettrail's CLI, the aws CLI) that signs
+    with the test key and reads no AWS config files."""
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    env.update(extra)
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

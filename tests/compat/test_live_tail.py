@@ -3,7 +3,6 @@
 the events put after it started. Errors before the stream are ordinary JSON errors.
 """
 
-import os
 import queue
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, now_ms
+from conftest import client_env, now_ms
 
 
 def put(logs, group, stream, messages):
@@ -78,9 +77,7 @@ def test_the_aws_cli_start_live_tail_prints_new_events(server, logs):
     arn = "arn:aws:logs:us-east-1:123456789012:log-group:/cli"
     logs.create_log_group(logGroupName="/cli")
     logs.create_log_stream(logGroupName="/cli", logStreamName="s")
-    env = dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-               AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-               AWS_DISABLE_HOST_PREFIX_INJECTION="true", PYTHONUNBUFFERED="1")
+    env = client_env(AWS_DISABLE_HOST_PREFIX_INJECTION="true", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(["aws", "--endpoint-url", server.endpoint, "logs", "start-live-tail",
                              "--log-group-identifiers", arn],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

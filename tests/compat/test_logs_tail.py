@@ -4,7 +4,6 @@
 """
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -12,25 +11,13 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, nettrail_bin, now_ms
-
-
-def env():
-    e = dict(os.environ)
-    e.update(
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-    )
-    return e
+from conftest import client_env, nettrail_bin, now_ms
 
 
 def tail(server, *args):
     proc = subprocess.run(
         [nettrail_bin(), "logs", "tail", *args, "--endpoint-url", server.endpoint],
-        env=env(), capture_output=True, text=True, timeout=60,
+        env=client_env(), capture_output=True, text=True, timeout=60,
     )
     return proc
 
@@ -105,7 +92,7 @@ def test_tail_follow_prints_events_put_after_it_started(server, logs):
     proc = subprocess.Popen(
         [nettrail_bin(), "logs", "tail", "/f", "--follow", "--since", "1m", "--format", "short",
          "--endpoint-url", server.endpoint],
-        env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=client_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines = queue.Queue()
     threading.Thread(target=lambda: [lines.put(l.rstrip("\n")) for l in proc.stdout], daemon=True).start()

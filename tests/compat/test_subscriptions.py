@@ -7,19 +7,17 @@ outage (nothing lost, order kept) and `kill -9` mid-stream (at least once).
 import base64
 import gzip
 import json
-import os
 import re
 import subprocess
 import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ACCESS_KEY, REGION, REPO, SECRET_KEY, NettrailServer, nettrail_bin, now_ms
+from conftest import REPO, NettrailServer, client_env, nettrail_bin, now_ms
 
 SPEC = REPO.parent / "shared" / "specs" / "network-log-formats.md"
 SUCCESSFUL = '{ $.connection-attempt-status = "successful" }'
@@ -260,11 +258,8 @@ def test_kill_9_mid_stream_delivers_every_event_at_least_once(tmp_path, webhook)
 
 
 def subscription_status(server, *args):
-    env = dict(os.environ)
-    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION=REGION,
-               AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
     proc = subprocess.run([nettrail_bin(), "subscriptions", "status", "--endpoint-url", server.endpoint, *args],
-                          env=env, capture_output=True, text=True, timeout=30)
+                          env=client_env(), capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

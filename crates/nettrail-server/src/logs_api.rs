@@ -495,10 +495,6 @@ struct DeleteSubscriptionFilterRequest {
     filter_name: Option<String>,
 }
 
-fn is_filter_name(name: &str) -> bool {
-    !name.contains([':', '*'])
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct DescribeResourcePoliciesRequest {
@@ -1449,13 +1445,7 @@ impl LogsApi {
         v.required("filterPattern", &req.filter_pattern);
         v.required("destinationArn", &req.destination_arn);
         v.log_group_name("logGroupName", req.log_group_name.as_deref());
-        v.length("filterName", req.filter_name.as_deref(), 1, 512);
-        v.pattern(
-            "filterName",
-            req.filter_name.as_deref(),
-            "[^:*]*",
-            is_filter_name,
-        );
+        v.filter_name("filterName", req.filter_name.as_deref());
         v.length("filterPattern", req.filter_pattern.as_deref(), 0, 1024);
         v.length(
             "destinationArn",
@@ -1568,13 +1558,7 @@ impl LogsApi {
         ] {
             v.list_length(field, list.as_deref(), 1, 100);
             for name in list.iter().flatten() {
-                v.length(&format!("{field}.member"), Some(name), 1, 512);
-                v.pattern(
-                    &format!("{field}.member"),
-                    Some(name),
-                    "[^:*]*",
-                    is_filter_name,
-                );
+                v.log_stream_name(&format!("{field}.member"), Some(name));
             }
         }
         v.length(
@@ -1632,18 +1616,7 @@ impl LogsApi {
         let mut v = Violations::new();
         v.required("logGroupName", &req.log_group_name);
         v.log_group_name("logGroupName", req.log_group_name.as_deref());
-        v.length(
-            "filterNamePrefix",
-            req.filter_name_prefix.as_deref(),
-            1,
-            512,
-        );
-        v.pattern(
-            "filterNamePrefix",
-            req.filter_name_prefix.as_deref(),
-            "[^:*]*",
-            is_filter_name,
-        );
+        v.filter_name("filterNamePrefix", req.filter_name_prefix.as_deref());
         v.next_token("nextToken", req.next_token.as_deref());
         v.range("limit", req.limit, 1, 50);
         v.finish()?;
@@ -1705,13 +1678,7 @@ impl LogsApi {
         v.required("logGroupName", &req.log_group_name);
         v.required("filterName", &req.filter_name);
         v.log_group_name("logGroupName", req.log_group_name.as_deref());
-        v.length("filterName", req.filter_name.as_deref(), 1, 512);
-        v.pattern(
-            "filterName",
-            req.filter_name.as_deref(),
-            "[^:*]*",
-            is_filter_name,
-        );
+        v.filter_name("filterName", req.filter_name.as_deref());
         v.finish()?;
         let group = req.log_group_name.expect("validated");
         let name = req.filter_name.expect("validated");

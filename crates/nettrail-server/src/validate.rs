@@ -167,6 +167,12 @@ impl Violations {
     }
 
     /// A log stream name: 1..512 characters, no `:` or `*`.
+    /// A metric or subscription filter name: 1..512 characters, no `:` or `*`.
+    pub fn filter_name(&mut self, field: &str, value: Option<&str>) {
+        self.length(field, value, 1, 512);
+        self.pattern(field, value, "[^:*]*", |name| !name.contains([':', '*']));
+    }
+
     pub fn log_stream_name(&mut self, field: &str, value: Option<&str>) {
         self.length(field, value, 1, 512);
         self.pattern(field, value, LOG_STREAM_NAME_PATTERN, is_log_stream_name);

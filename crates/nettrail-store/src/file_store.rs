@@ -463,6 +463,26 @@ impl FileStore {
         Ok((stream_acks, mark_seq))
     }
 
+    /// Records an import checkpoint in the journal (`seq`: the commit of its checkpoint
+    /// block, 0 for none).
+    fn journal_checkpoint(
+        &self,
+        group: &str,
+        source: &str,
+        object: &str,
+        checkpoint: ImportCheckpoint,
+        seq: u64,
+    ) -> Result<()> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::SetImportCheckpoint {
+            group: id,
+            source: source.to_owned(),
+            object: object.to_owned(),
+            checkpoint,
+            seq,
+        })
+    }
+
     /// Appends a metadata record and applies it to the state, under the journal lock.
     fn mutate(&self, record: MetaRecord) -> Result<()> {
         let mut journal = self.inner.journal.lock().expect("journal lock");
@@ -632,14 +652,8 @@ impl LogStore for FileStore {
         let (acks, seq) = self.append_inner(group, streams, Some(mark))?;
         // The checkpoint block is durable with the events; the journal keeps the
         // checkpoint once the block's segment is reclaimed by retention.
-        let id = self.with_group(group, |g| g.id)?;
-        self.mutate(MetaRecord::SetImportCheckpoint {
-            group: id,
-            source: source.to_owned(),
-            object: object.to_owned(),
-            checkpoint,
-            seq: seq.expect("a checkpoint block was committed"),
-        })?;
+        let seq = seq.expect("a checkpoint block was committed");
+        self.journal_checkpoint(group, source, object, checkpoint, seq)?;
         Ok(acks)
     }
 
@@ -692,14 +706,7 @@ impl LogStore for FileStore {
         object: &str,
         checkpoint: ImportCheckpoint,
     ) -> Result<()> {
-        let id = self.with_group(group, |g| g.id)?;
-        self.mutate(MetaRecord::SetImportCheckpoint {
-            group: id,
-            source: source.to_owned(),
-            object: object.to_owned(),
-            checkpoint,
-            seq: 0,
-        })
+        self.journal_checkpoint(group, source, object, checkpoint, 0)
     }
 
     fn remove_import_checkpoint(&self, group: &str, source: &str, object: &str) -> Result<()> {

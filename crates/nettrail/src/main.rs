@@ -281,29 +281,25 @@ fn logs_tail(args: TailArgs) -> Result<()> {
             args.format
         },
     };
-    let client = nettrail_client::Client::from_environment(
-        &args.server.endpoint_url,
-        args.server.profile.as_deref(),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let (client, runtime) = server_client(&args.server)?;
     let mut out = std::io::stdout().lock();
     runtime.block_on(tail::run(&client, &options, &mut out))
 }
 
-fn subscriptions_status(args: SubscriptionStatusArgs) -> Result<()> {
-    let client = nettrail_client::Client::from_environment(
-        &args.server.endpoint_url,
-        args.server.profile.as_deref(),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+/// A client of the server `args` name, with a runtime to drive it on this thread.
+fn server_client(args: &ServerArgs) -> Result<(nettrail_client::Client, tokio::runtime::Runtime)> {
+    let client =
+        nettrail_client::Client::from_environment(&args.endpoint_url, args.profile.as_deref())
+            .map_err(|e| anyhow::anyhow!(e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    Ok((client, runtime))
+}
+
+fn subscriptions_status(args: SubscriptionStatusArgs) -> Result<()> {
+    let (client, runtime) = server_client(&args.server)?;
     let mut request = serde_json::json!({});
     if let Some(group) = &args.log_group {
         request["logGroupName"] = group.as_str().into();
