@@ -20,6 +20,9 @@ use tokio::sync::{mpsc, watch};
 
 /// Events per sessionUpdate at most; above this an update is a sample.
 const MAX_EVENTS_PER_UPDATE: usize = 500;
+/// Pages of at most 10,000 events read per group and update; beyond that the session
+/// skips ahead.
+const MAX_PAGES_PER_UPDATE: usize = 5;
 /// Updates buffered for a slow client before the newest are dropped.
 const BUFFERED_UPDATES: usize = 10;
 /// How long a session lasts, as on AWS.
@@ -173,8 +176,18 @@ fn collect(
     mut cursors: Vec<u64>,
 ) -> Result<(Vec<Value>, bool, Vec<u64>), StoreError> {
     let mut found = Vec::new();
+    let mut skipped = false;
     for ((identifier, group), cursor) in plan.groups.iter().zip(cursors.iter_mut()) {
+        let mut pages = 0;
         loop {
+            if pages == MAX_PAGES_PER_UPDATE {
+                // Events arrive faster than a session reads them: skip to the present
+                // rather than fall further behind (the update says it is a sample).
+                *cursor = store.committed_seq().max(*cursor);
+                skipped = true;
+                break;
+            }
+            pages += 1;
             let page = match store.read_committed(
                 group,
                 *cursor,
@@ -207,8 +220,8 @@ fn collect(
             }
         }
     }
-    let sampled = found.len() > MAX_EVENTS_PER_UPDATE;
-    if sampled {
+    let sampled = skipped || found.len() > MAX_EVENTS_PER_UPDATE;
+    if found.len() > MAX_EVENTS_PER_UPDATE {
         let step = found.len() as f64 / MAX_EVENTS_PER_UPDATE as f64;
         found = (0..MAX_EVENTS_PER_UPDATE)
             .map(|i| found[(i as f64 * step) as usize].take())

@@ -62,6 +62,11 @@ impl CursorFile {
         })
     }
 
+    /// The highest cursor of the group, if any.
+    pub(crate) fn highest(&self) -> Option<u64> {
+        self.cursors.values().copied().max()
+    }
+
     /// The cursor `name`, if set.
     pub(crate) fn get(&self, name: &str) -> Option<u64> {
         self.cursors.get(name).copied()

@@ -112,6 +112,8 @@ struct State {
     next_stream_id: u64,
     /// Every sequence number up to this one is committed and visible.
     published_seq: u64,
+    /// No sequence number below this one is handed out again (see `IdFloor`).
+    seq_floor: u64,
 }
 
 impl State {
@@ -298,11 +300,20 @@ impl FileStore {
 
         let journal_path = dir.join("meta.journal");
         let mut state = replay_state(&Journal::replay(&journal_path)?, &groups_dir);
-        let journal = Journal::rewrite(&journal_path, &snapshot_records(&state))?;
 
         let started = Instant::now();
         let recovered = recover_segments(&mut state, &groups_dir)?;
-        state.published_seq = recovered.next_seq - 1;
+        // Sequence numbers continue past every one handed out before, even those whose
+        // blocks retention has deleted since: cursors and checkpoints point at them.
+        let next_seq = recovered
+            .next_seq
+            .max(state.seq_floor)
+            .max(highest_recorded_seq(&state)? + 1);
+        state.seq_floor = next_seq;
+        state.published_seq = next_seq - 1;
+        // Rewritten after recovery, so the snapshot keeps what recovery learned
+        // (checkpoints from checkpoint blocks, the sequence floor).
+        let journal = Journal::rewrite(&journal_path, &snapshot_records(&state))?;
         tracing::info!(
             dir = %dir.display(),
             groups = state.groups.len(),
@@ -329,7 +340,6 @@ impl FileStore {
         });
         let writer = {
             let inner = Arc::clone(&inner);
-            let next_seq = recovered.next_seq;
             std::thread::Builder::new()
                 .name("nettrail-writer".into())
                 .spawn(move || Writer::new(inner, next_seq).run(rx))
@@ -945,9 +955,11 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
         MetaRecord::IdFloor {
             next_group_id,
             next_stream_id,
+            next_seq,
         } => {
             state.next_group_id = state.next_group_id.max(*next_group_id);
             state.next_stream_id = state.next_stream_id.max(*next_stream_id);
+            state.seq_floor = state.seq_floor.max(*next_seq);
         }
         MetaRecord::CreateGroup {
             id,
@@ -1094,6 +1106,7 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
     let mut records = vec![MetaRecord::IdFloor {
         next_group_id: state.next_group_id,
         next_stream_id: state.next_stream_id,
+        next_seq: state.seq_floor,
     }];
     for g in state.groups.values() {
         records.push(MetaRecord::CreateGroup {
@@ -1144,6 +1157,21 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
             .map(|p| MetaRecord::PutPolicy { policy: p.clone() }),
     );
     records
+}
+
+/// The highest sequence number a cursor or an import checkpoint of any group refers to.
+fn highest_recorded_seq(state: &State) -> Result<u64> {
+    let mut highest = 0;
+    for group in state.groups.values() {
+        highest = CursorFile::open(&group.dir)?
+            .highest()
+            .unwrap_or(0)
+            .max(highest);
+        for objects in group.imports.values() {
+            highest = objects.values().map(|c| c.seq).fold(highest, u64::max);
+        }
+    }
+    Ok(highest)
 }
 
 struct Recovered {

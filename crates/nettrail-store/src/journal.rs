@@ -30,6 +30,11 @@ pub(crate) enum MetaRecord {
     IdFloor {
         next_group_id: u64,
         next_stream_id: u64,
+        /// The next event sequence number as of the last open, so that sequence
+        /// numbers (event ids, subscription cursors) never go back even when retention
+        /// has deleted every block.
+        #[serde(default)]
+        next_seq: u64,
     },
     CreateGroup {
         id: u64,
@@ -216,6 +221,7 @@ mod tests {
             MetaRecord::IdFloor {
                 next_group_id: 1,
                 next_stream_id: 1,
+                next_seq: 1,
             },
             MetaRecord::SetRetention {
                 group: 3,

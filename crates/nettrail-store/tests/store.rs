@@ -1014,3 +1014,46 @@ fn backlog_counts_the_events_after_a_cursor_from_headers() {
     assert_eq!(counters.ingested_events, 4);
     assert!(counters.ingested_bytes >= 4);
 }
+
+/// Retention can delete every block; sequence numbers must still never go back, or a
+/// subscription's cursor would point past new events and skip them.
+#[test]
+fn sequence_numbers_never_go_back_when_retention_deleted_every_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = nettrail_now() - 30 * 86_400_000;
+    let cursor = {
+        let store = open(dir.path());
+        store.create_group(group("/g"), NOW).unwrap();
+        store.create_stream("/g", "s", NOW).unwrap();
+        let ack = store
+            .append("/g", "s", &events(&[(old, "a"), (old, "b")]))
+            .unwrap();
+        let cursor = ack.first_seq + 1;
+        store.set_cursor("/g", "to-webhook", Some(cursor)).unwrap();
+        store.set_retention("/g", Some(1)).unwrap();
+        store.shutdown();
+        cursor
+    };
+    {
+        // Sealed on reopen, expired: the sweep deletes every segment.
+        let store = open(dir.path());
+        assert!(store.sweep().unwrap() >= 1);
+        store.shutdown();
+    }
+    for round in 0..2 {
+        let store = open(dir.path());
+        let ack = store
+            .append("/g", "s", &events(&[(nettrail_now(), "new")]))
+            .unwrap();
+        assert!(
+            ack.first_seq > cursor,
+            "round {round}: {} <= {cursor}",
+            ack.first_seq
+        );
+        let page = store
+            .read_committed("/g", cursor, PageLimit::UNLIMITED)
+            .unwrap();
+        assert!(page.events.iter().any(|e| e.message == "new"));
+        store.shutdown();
+    }
+}
