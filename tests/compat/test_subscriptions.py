@@ -304,3 +304,54 @@ def test_status_and_metrics_show_an_outage_and_the_catch_up(server, logs, webhoo
     table = subscription_status(server)
     assert table.splitlines()[0].startswith("LOG GROUP") and "/g" in table.splitlines()[1]
     assert 'nettrail_subscription_delivered_events_total{log_group="/g",filter="all"} 25' in metrics(server)
+
+
+def test_an_https_destination_with_a_private_ca(tmp_path):
+    import ssl
+
+    # A private CA, and the webhook's certificate signed by it.
+    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca-key.pem"
+    cert, key, csr = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cert.csr"
+    ext = tmp_path / "leaf.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
+    for args in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=nettrail test CA",
+         "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+         "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+    hook = Webhook()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    hook.httpd.socket = context.wrap_socket(hook.httpd.socket, server_side=True)
+    url = hook.url.replace("http://", "https://")
+    trusting = NettrailServer(tmp_path / "trusting", config=f'[subscriptions]\nca_file = "{ca}"\n').start()
+    plain = NettrailServer(tmp_path / "plain").start()
+    try:
+        # Without the CA, the certificate is not trusted: refused at creation.
+        logs = plain.client()
+        logs.create_log_group(logGroupName="/g")
+        with pytest.raises(ClientError) as e:
+            logs.put_subscription_filter(logGroupName="/g", filterName="tls", filterPattern="", destinationArn=url)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+        assert "certificate" in e.value.response["Error"]["Message"].lower()
+
+        logs = trusting.client()
+        logs.create_log_group(logGroupName="/g")
+        logs.create_log_stream(logGroupName="/g", logStreamName="s")
+        logs.put_subscription_filter(logGroupName="/g", filterName="tls", filterPattern="", destinationArn=url)
+        put(logs, "/g", "s", ["over TLS"])
+        assert [e["message"] for e in hook.wait_for(1)] == ["over TLS"]
+    finally:
+        trusting.stop()
+        plain.stop()
+        hook.close()
+
+
+def test_a_missing_ca_file_stops_the_server_at_start(tmp_path):
+    srv = NettrailServer(tmp_path / "data", config='[subscriptions]\nca_file = "/nonexistent/ca.pem"\n')
+    with pytest.raises(RuntimeError) as e:
+        srv.start()
+    assert "subscriptions.ca_file" in str(e.value)

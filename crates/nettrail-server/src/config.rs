@@ -208,6 +208,9 @@ pub struct SubscriptionSettings {
     pub delivery_timeout_secs: u64,
     /// The longest wait between retries of a failing delivery.
     pub max_retry_backoff_secs: u64,
+    /// Extra root certificates (PEM) trusted for `https://` destinations, besides the
+    /// system's; unset by default.
+    pub ca_file: Option<PathBuf>,
     /// AWS destination ARNs (`arn:aws:lambda:…`, `arn:aws:kinesis:…`,
     /// `arn:aws:firehose:…`) bound to a destination nettrail delivers to (`http://…`,
     /// `file:///…`), so templates and scripts written for AWS work unchanged.
@@ -223,6 +226,7 @@ impl Default for SubscriptionSettings {
             max_batch_bytes: 1_048_576,
             delivery_timeout_secs: 10,
             max_retry_backoff_secs: 30,
+            ca_file: None,
             destinations: BTreeMap::new(),
         }
     }

@@ -52,6 +52,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// An option of the configuration cannot be used.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] nettrail_store::StoreError),
@@ -62,6 +65,7 @@ pub struct Server {
     config: Arc<ServerConfig>,
     store: FileStore,
     listener: tokio::net::TcpListener,
+    subscriptions: Arc<subscriptions::Hub>,
 }
 
 impl Server {
@@ -80,10 +84,15 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let config = Arc::new(config);
+        let shared: Arc<dyn LogStore> = Arc::new(store.clone());
+        let subscriptions =
+            subscriptions::Hub::start(shared, Arc::clone(&config)).map_err(ServeError::Config)?;
         Ok(Server {
-            config: Arc::new(config),
+            config,
             store,
             listener,
+            subscriptions,
         })
     }
 
@@ -109,7 +118,7 @@ impl Server {
             "nettrail serving the CloudWatch Logs API"
         );
         let store: Arc<dyn LogStore> = Arc::new(self.store.clone());
-        let subscriptions = subscriptions::Hub::start(Arc::clone(&store), Arc::clone(&self.config));
+        let subscriptions = self.subscriptions;
         let api = Arc::new(LogsApi::new(
             Arc::clone(&store),
             Arc::clone(&self.config),

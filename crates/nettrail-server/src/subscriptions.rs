@@ -10,7 +10,7 @@
 //! sleeps until the store reports a commit, then lingers a few milliseconds so that a
 //! burst of events goes out as one batch.
 //!
-//! Destinations: `http://` URLs (a POST of the Lambda event
+//! Destinations: `http://` and `https://` URLs (a POST of the Lambda event
 //! `{"awslogs":{"data":BASE64(GZIP(JSON))}}`, acknowledged by any 2xx),
 //! `nats://HOST:PORT/SUBJECT` (a JetStream publish of the gzip document, as a Kinesis
 //! record carries it, acknowledged by JetStream), `file:///PATH` (the decoded JSON
@@ -24,9 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HttpClient;
 use nettrail_formats::subscription::{MessageType, SubscriptionEvent, SubscriptionMessage};
 use nettrail_pattern::FilterPattern;
 use nettrail_store::{
@@ -42,7 +39,7 @@ use crate::EVENT_OVERHEAD_BYTES;
 /// Where a subscription's batches go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Destination {
-    /// POST of the Lambda event to this URL.
+    /// POST of the Lambda event to this `http://` or `https://` URL.
     Http(hyper::Uri),
     /// Decoded documents appended to this file, one per line.
     File(PathBuf),
@@ -96,7 +93,7 @@ impl Destination {
             }
             return Ok(Destination::File(PathBuf::from(path)));
         }
-        if target.starts_with("http://") {
+        if target.starts_with("http://") || target.starts_with("https://") {
             return target
                 .parse::<hyper::Uri>()
                 .map(Destination::Http)
@@ -119,65 +116,67 @@ impl Destination {
                 subject: subject.to_owned(),
             });
         }
-        if target.starts_with("https://") {
-            return Err(format!(
-                "{target}: this nettrail delivers subscriptions to http://, nats://, file:/// and topic destinations; https:// is not supported yet."
-            ));
-        }
         Err(format!(
             "{target} is not a destination nettrail can deliver to (http://…, file:///…, topic:NAME, or an ARN bound in [subscriptions.destinations])."
         ))
     }
 }
 
-/// POSTs JSON bodies, acknowledged by a 2xx answer.
+/// POSTs JSON bodies over HTTP or HTTPS, acknowledged by a 2xx answer.
 #[derive(Clone)]
 pub(crate) struct HttpSender {
-    http: HttpClient<HttpConnector, Full<Bytes>>,
-    timeout: Duration,
+    http: reqwest::Client,
+    pub(crate) timeout: Duration,
 }
 
 impl HttpSender {
-    fn new(timeout: Duration) -> HttpSender {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        HttpSender {
-            http: HttpClient::builder(hyper_util::rt::TokioExecutor::new()).build(connector),
-            timeout,
+    /// A client that trusts the platform's roots and those of `ca_file` (PEM), if any.
+    fn new(timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<HttpSender, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading subscriptions.ca_file {}: {e}", path.display()))?;
+            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("subscriptions.ca_file {}: {e}", path.display()))?
+            {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpSender { http, timeout })
     }
 
     /// POSTs `body` to `url`; Ok on a 2xx answer.
     pub(crate) async fn post_json(&self, url: &str, body: String) -> Result<(), String> {
-        let uri: hyper::Uri = url
-            .parse()
-            .map_err(|e| format!("{url} is not a valid URL: {e}"))?;
-        let request = hyper::Request::post(uri.clone())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("building the request: {e}"))?;
-        let (status, body) = tokio::time::timeout(self.timeout, async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, String>((status, body))
-        })
-        .await
-        .map_err(|_| format!("no answer within {:?}", self.timeout))??;
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                // reqwest's Display stops at the outermost error; the cause says why.
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    text.push_str(": ");
+                    text.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                text
+            })?;
+        let status = response.status();
         if status.is_success() {
             return Ok(());
         }
+        let body = response.bytes().await.unwrap_or_default();
         let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        Err(format!("{uri} answered {status}: {text}"))
+        Err(format!("{url} answered {status}: {text}"))
     }
 }
 
@@ -313,12 +312,16 @@ pub(crate) struct Hub {
 impl Hub {
     /// Starts a task for every subscription filter in the store. Must be called from
     /// within the server's runtime.
-    pub(crate) fn start(store: Arc<dyn LogStore>, config: Arc<ServerConfig>) -> Arc<Hub> {
+    pub(crate) fn start(
+        store: Arc<dyn LogStore>,
+        config: Arc<ServerConfig>,
+    ) -> Result<Arc<Hub>, String> {
         let (commits, _) = watch::channel(0u64);
         let sender = Sender {
-            http: HttpSender::new(Duration::from_secs(
-                config.subscriptions.delivery_timeout_secs.max(1),
-            )),
+            http: HttpSender::new(
+                Duration::from_secs(config.subscriptions.delivery_timeout_secs.max(1)),
+                config.subscriptions.ca_file.as_deref(),
+            )?,
             config: Arc::clone(&config),
             nats: Arc::default(),
         };
@@ -338,7 +341,7 @@ impl Hub {
         for (group, filter) in store.all_subscription_filters() {
             hub.run(group, filter);
         }
-        hub
+        Ok(hub)
     }
 
     /// Sends the CONTROL_MESSAGE AWS sends when a subscription is created, waiting for
@@ -624,7 +627,6 @@ mod tests {
             "arn:aws:kinesis:us-east-1:123456789012:stream/unbound",
             "file://relative/path",
             "ftp://x",
-            "https://example.com/hook",
             "nats://127.0.0.1:4222",
             "nats://127.0.0.1:4222/cwl.*",
             "nats:///subject",
