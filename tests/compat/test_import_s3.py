@@ -5,7 +5,6 @@ re-runs that import nothing twice; and the ImportLogEvents checkpoint rules it r
 
 import gzip
 import json
-import os
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, nettrail_bin
+from conftest import ACCESS_KEY, REGION, SECRET_KEY, client_env, nettrail_bin
 
 ACCOUNT = "123456789012"
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
@@ -55,14 +54,7 @@ def write_file(root: Path, key: str, lines, header: str = HEADER) -> Path:
 
 
 def run_import(server, source: Path, group: str, *extra, check_exit=None):
-    env = dict(os.environ)
-    env.update(
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_DEFAULT_REGION=REGION,
-        AWS_CONFIG_FILE="/dev/null",
-        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-    )
+    env = client_env()
     proc = subprocess.run(
         [nettrail_bin(), "import", "s3", str(source), "--log-group", group,
          "--endpoint-url", server.endpoint, "--json", *extra],
