@@ -124,17 +124,7 @@ class NettrailServer:
     def aws(self, *args, check: bool = True, env_extra=None):
         """Runs the real aws CLI against this server; returns (exit code, parsed JSON or
         text of stdout, stderr)."""
-        env = dict(os.environ)
-        env.update(
-            AWS_ACCESS_KEY_ID=ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_EC2_METADATA_DISABLED="true",
-            AWS_CONFIG_FILE="/dev/null",
-            AWS_SHARED_CREDENTIALS_FILE="/dev/null",
-            AWS_PAGER="",
-        )
-        env.update(env_extra or {})
+        env = client_env(AWS_EC2_METADATA_DISABLED="true", AWS_PAGER="", **(env_extra or {}))
         proc = subprocess.run(
             ["aws", "--endpoint-url", self.endpoint, "--output", "json", *args],
             env=env,

@@ -222,6 +222,15 @@ impl Stream {
         self.blocks.push(block);
     }
 
+    /// The blocks holding events with sequence numbers above `after` (a stream's
+    /// blocks are in commit order).
+    fn blocks_after(&self, after: u64) -> &[BlockRef] {
+        let first = self
+            .blocks
+            .partition_point(|b| b.header.first_seq + u64::from(b.header.count) <= after + 1);
+        &self.blocks[first..]
+    }
+
     fn info(&self) -> StreamInfo {
         StreamInfo {
             name: self.name.to_string(),
@@ -305,10 +314,11 @@ impl FileStore {
         let recovered = recover_segments(&mut state, &groups_dir)?;
         // Sequence numbers continue past every one handed out before, even those whose
         // blocks retention has deleted since: cursors and checkpoints point at them.
+        let (highest_recorded, cursor_files) = highest_recorded_seq(&state)?;
         let next_seq = recovered
             .next_seq
             .max(state.seq_floor)
-            .max(highest_recorded_seq(&state)? + 1);
+            .max(highest_recorded + 1);
         state.seq_floor = next_seq;
         state.published_seq = next_seq - 1;
         // Rewritten after recovery, so the snapshot keeps what recovery learned
@@ -335,7 +345,7 @@ impl FileStore {
             commit_listeners: Mutex::new(Vec::new()),
             ingested_events: AtomicU64::new(0),
             ingested_bytes: AtomicU64::new(0),
-            cursors: Mutex::new(HashMap::new()),
+            cursors: Mutex::new(cursor_files),
             _lock: lock,
         });
         let writer = {
@@ -471,6 +481,22 @@ impl FileStore {
             .map(|slot| slot.map_or(empty_ack, |i| acks[i].expect("every job answered")))
             .collect();
         Ok((stream_acks, mark_seq))
+    }
+
+    /// Runs `f` on the cursor file of `group` (read on first use by a group created
+    /// since open).
+    fn with_cursors<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&mut CursorFile) -> Result<T>,
+    ) -> Result<T> {
+        let (id, dir) = self.with_group(group, |g| (g.id, g.dir.clone()))?;
+        let mut cursors = self.inner.cursors.lock().expect("cursors lock");
+        let file = match cursors.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(CursorFile::open(&dir)?),
+        };
+        f(file)
     }
 
     /// Records an import checkpoint in the journal (`seq`: the commit of its checkpoint
@@ -819,11 +845,7 @@ impl LogStore for FileStore {
                 .ok_or_else(|| StoreError::GroupNotFound(group.to_owned()))?;
             let mut blocks = Vec::new();
             for stream in g.streams.values() {
-                // A stream's blocks are in commit order.
-                let first = stream.blocks.partition_point(|b| {
-                    b.header.first_seq + u64::from(b.header.count) <= after + 1
-                });
-                blocks.extend(stream.blocks[first..].iter().map(|b| ScanBlock {
+                blocks.extend(stream.blocks_after(after).iter().map(|b| ScanBlock {
                     stream: Arc::clone(&stream.name),
                     block: b.clone(),
                 }));
@@ -880,10 +902,7 @@ impl LogStore for FileStore {
             let cutoff = g.cutoff(now_ms());
             let mut backlog = Backlog::default();
             for stream in g.streams.values() {
-                let first = stream.blocks.partition_point(|b| {
-                    b.header.first_seq + u64::from(b.header.count) <= after + 1
-                });
-                for block in &stream.blocks[first..] {
+                for block in stream.blocks_after(after) {
                     let h = &block.header;
                     if cutoff.is_some_and(|c| h.max_ts < c) {
                         continue; // wholly expired
@@ -917,23 +936,11 @@ impl LogStore for FileStore {
     }
 
     fn cursor(&self, group: &str, name: &str) -> Result<Option<u64>> {
-        let (id, dir) = self.with_group(group, |g| (g.id, g.dir.clone()))?;
-        let mut cursors = self.inner.cursors.lock().expect("cursors lock");
-        let file = match cursors.entry(id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(CursorFile::open(&dir)?),
-        };
-        Ok(file.get(name))
+        self.with_cursors(group, |file| Ok(file.get(name)))
     }
 
     fn set_cursor(&self, group: &str, name: &str, seq: Option<u64>) -> Result<()> {
-        let (id, dir) = self.with_group(group, |g| (g.id, g.dir.clone()))?;
-        let mut cursors = self.inner.cursors.lock().expect("cursors lock");
-        let file = match cursors.entry(id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(CursorFile::open(&dir)?),
-        };
-        file.set(name, seq)
+        self.with_cursors(group, |file| file.set(name, seq))
     }
 
     fn shutdown(&self) {
@@ -1160,18 +1167,19 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
 }
 
 /// The highest sequence number a cursor or an import checkpoint of any group refers to.
-fn highest_recorded_seq(state: &State) -> Result<u64> {
+/// Also returns every group's cursor file, read once here and kept as the store's cache.
+fn highest_recorded_seq(state: &State) -> Result<(u64, HashMap<u64, CursorFile>)> {
     let mut highest = 0;
+    let mut files = HashMap::new();
     for group in state.groups.values() {
-        highest = CursorFile::open(&group.dir)?
-            .highest()
-            .unwrap_or(0)
-            .max(highest);
+        let file = CursorFile::open(&group.dir)?;
+        highest = file.highest().unwrap_or(0).max(highest);
+        files.insert(group.id, file);
         for objects in group.imports.values() {
             highest = objects.values().map(|c| c.seq).fold(highest, u64::max);
         }
     }
-    Ok(highest)
+    Ok((highest, files))
 }
 
 struct Recovered {
