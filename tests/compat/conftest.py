@@ -156,3 +156,21 @@ def logs(server):
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def make_tls_certificate(directory: Path):
+    """A private CA and a certificate for 127.0.0.1 signed by it, made with openssl;
+    returns (CA file, certificate file, key file)."""
+    ca, ca_key = directory / "ca.pem", directory / "ca-key.pem"
+    cert, key, csr = directory / "cert.pem", directory / "key.pem", directory / "cert.csr"
+    ext = directory / "leaf.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
+    for args in (
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=nettrail test CA",
+         "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+         "-extfile", ext, "-out", cert],
+    ):
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+    return ca, cert, key

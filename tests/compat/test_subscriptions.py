@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import REPO, NettrailServer, client_env, nettrail_bin, now_ms
+from conftest import REPO, NettrailServer, client_env, make_tls_certificate, nettrail_bin, now_ms
 
 SPEC = REPO.parent / "shared" / "specs" / "network-log-formats.md"
 SUCCESSFUL = '{ $.connection-attempt-status = "successful" }'
@@ -309,19 +309,7 @@ def test_status_and_metrics_show_an_outage_and_the_catch_up(server, logs, webhoo
 def test_an_https_destination_with_a_private_ca(tmp_path):
     import ssl
 
-    # A private CA, and the webhook's certificate signed by it.
-    ca, ca_key = tmp_path / "ca.pem", tmp_path / "ca-key.pem"
-    cert, key, csr = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "cert.csr"
-    ext = tmp_path / "leaf.ext"
-    ext.write_text("basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n")
-    for args in (
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=nettrail test CA",
-         "-keyout", ca_key, "-out", ca],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", csr],
-        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
-         "-extfile", ext, "-out", cert],
-    ):
-        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+    ca, cert, key = make_tls_certificate(tmp_path)
     hook = Webhook()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// The whole server configuration (`nettrail serve --config FILE`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -36,6 +36,10 @@ pub struct ServerConfig {
     pub topics: BTreeMap<String, TopicSettings>,
     /// The mail server notification topics send through.
     pub smtp: SmtpSettings,
+    /// Metric filters and their aggregates.
+    pub metrics: MetricSettings,
+    /// Alarms on metric filter metrics, by name.
+    pub alarms: BTreeMap<String, AlarmSettings>,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +56,8 @@ impl Default for ServerConfig {
             subscriptions: SubscriptionSettings::default(),
             topics: BTreeMap::new(),
             smtp: SmtpSettings::default(),
+            metrics: MetricSettings::default(),
+            alarms: BTreeMap::new(),
         }
     }
 }
@@ -162,15 +168,20 @@ pub struct TopicSettings {
     pub slack: Vec<String>,
 }
 
-/// The SMTP server of email notifications (plain SMTP; STARTTLS is not supported yet,
-/// so use a local relay).
+/// The SMTP server of email notifications.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpSettings {
-    /// Host name or address.
+    /// Host name or address (also the name its TLS certificate must carry).
     pub host: String,
     /// Port.
     pub port: u16,
+    /// `none` (plain SMTP), `starttls` (upgrade required; port 587) or `tls` (TLS from
+    /// the first byte; port 465).
+    pub tls: String,
+    /// Extra root certificates (PEM) trusted for the server's certificate, besides the
+    /// system's; unset by default.
+    pub ca_file: Option<PathBuf>,
     /// The From address.
     pub from: String,
     /// Login, if the server wants one (with `password`).
@@ -184,6 +195,8 @@ impl Default for SmtpSettings {
         SmtpSettings {
             host: "127.0.0.1".into(),
             port: 25,
+            tls: "none".into(),
+            ca_file: None,
             from: "nettrail <nettrail@localhost>".into(),
             username: None,
             password: None,
@@ -232,6 +245,91 @@ impl Default for SubscriptionSettings {
     }
 }
 
+/// Metric filters and their aggregates.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricSettings {
+    /// Metric filters per log group (AWS's quota is 100).
+    pub max_filters_per_group: usize,
+    /// Days the one-minute aggregates are kept (CloudWatch keeps them 15 days).
+    pub retention_days: u32,
+    /// Metric series held at most; points of further series are dropped.
+    pub max_series: usize,
+    /// How often alarms are evaluated (CloudWatch: every minute).
+    pub alarm_evaluation_interval_secs: u64,
+}
+
+impl Default for MetricSettings {
+    fn default() -> Self {
+        MetricSettings {
+            max_filters_per_group: 100,
+            retention_days: 15,
+            max_series: 100_000,
+            alarm_evaluation_interval_secs: 60,
+        }
+    }
+}
+
+/// An alarm on a metric that metric filters publish, declared as a CloudWatch
+/// `AWS::CloudWatch::Alarm` is (the same properties, in snake case).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmSettings {
+    /// The metric's namespace.
+    pub namespace: String,
+    /// The metric's name.
+    pub metric_name: String,
+    /// The metric's dimensions (exactly those of the series watched).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// `SampleCount`, `Average`, `Sum`, `Minimum` or `Maximum`.
+    pub statistic: String,
+    /// Seconds per datapoint, a multiple of 60.
+    #[serde(default = "default_period")]
+    pub period: u64,
+    /// Datapoints evaluated.
+    #[serde(default = "default_evaluation_periods")]
+    pub evaluation_periods: u32,
+    /// Breaching datapoints (of `evaluation_periods`) that put the alarm in ALARM;
+    /// all of them when unset.
+    #[serde(default)]
+    pub datapoints_to_alarm: Option<u32>,
+    /// `GreaterThanThreshold`, `GreaterThanOrEqualToThreshold`, `LessThanThreshold`
+    /// or `LessThanOrEqualToThreshold`.
+    pub comparison_operator: String,
+    /// The value compared with.
+    pub threshold: f64,
+    /// What a period without datapoint counts as: `missing` (the default), `ignore`,
+    /// `breaching` or `notBreaching`.
+    #[serde(default = "default_treat_missing_data")]
+    pub treat_missing_data: String,
+    /// Said in notifications.
+    #[serde(default)]
+    pub alarm_description: Option<String>,
+    /// Notification topics told when the alarm enters ALARM (`NAME`, `topic:NAME` or
+    /// `arn:aws:sns:REGION:ACCOUNT:NAME`).
+    #[serde(default)]
+    pub alarm_actions: Vec<String>,
+    /// Topics told when it enters OK.
+    #[serde(default)]
+    pub ok_actions: Vec<String>,
+    /// Topics told when it enters INSUFFICIENT_DATA.
+    #[serde(default)]
+    pub insufficient_data_actions: Vec<String>,
+}
+
+fn default_period() -> u64 {
+    60
+}
+
+fn default_evaluation_periods() -> u32 {
+    1
+}
+
+fn default_treat_missing_data() -> String {
+    "missing".into()
+}
+
 /// Store tuning.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -266,6 +364,9 @@ impl ServerConfig {
         config.segment_max_age = Duration::from_secs(self.store.segment_max_age_secs);
         config.sweep_interval =
             Duration::from_secs(self.store.retention_sweep_interval_secs.max(1));
+        config.metric_retention =
+            Duration::from_secs(u64::from(self.metrics.retention_days.max(1)) * 86_400);
+        config.max_metric_series = self.metrics.max_series;
         config
     }
 }

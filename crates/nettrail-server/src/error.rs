@@ -142,3 +142,17 @@ impl From<StoreError> for ApiError {
 
 /// The result type of API handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An error and its causes, `outer: cause: root cause`: the clients nettrail calls
+/// (reqwest, lettre) say only the outermost part in their Display, and the cause is
+/// what tells a user why a delivery failed.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

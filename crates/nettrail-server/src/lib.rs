@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod alarms;
 pub mod config;
 mod error;
 mod firehose;
@@ -18,6 +19,8 @@ mod http;
 mod import_api;
 mod live_tail;
 mod logs_api;
+mod metric_api;
+mod metric_filters;
 mod metrics;
 mod notify;
 mod subscriptions;
@@ -31,8 +34,8 @@ use std::time::Duration;
 use nettrail_store::{FileStore, LogStore};
 
 pub use config::{
-    AccessKey, FirehoseSettings, Limits, ServerConfig, SmtpSettings, StoreSettings,
-    SubscriptionSettings, TopicSettings,
+    AccessKey, AlarmSettings, FirehoseSettings, Limits, MetricSettings, ServerConfig, SmtpSettings,
+    StoreSettings, SubscriptionSettings, TopicSettings,
 };
 pub use error::{ApiError, ApiResult};
 pub use import_api::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS, NETTRAIL_TARGET_PREFIX};
@@ -65,7 +68,15 @@ pub struct Server {
     config: Arc<ServerConfig>,
     store: FileStore,
     listener: tokio::net::TcpListener,
-    subscriptions: Arc<subscriptions::Hub>,
+    background: Background,
+}
+
+/// What runs beside the API: subscription deliveries, metric filters, alarms.
+#[derive(Clone)]
+pub(crate) struct Background {
+    pub(crate) subscriptions: Arc<subscriptions::Hub>,
+    pub(crate) metric_filters: Arc<metric_filters::MetricEngine>,
+    pub(crate) alarms: Arc<alarms::Alarms>,
 }
 
 impl Server {
@@ -74,6 +85,8 @@ impl Server {
         if config.access_keys.is_empty() && !config.listen.ip().is_loopback() {
             return Err(ServeError::InsecureListen(config.listen));
         }
+        alarms::validate(&config).map_err(ServeError::Config)?;
+        notify::check_smtp(&config.smtp).map_err(ServeError::Config)?;
         let store_config = config.store_config();
         let store = tokio::task::spawn_blocking(move || FileStore::open(store_config))
             .await
@@ -86,13 +99,20 @@ impl Server {
             })?;
         let config = Arc::new(config);
         let shared: Arc<dyn LogStore> = Arc::new(store.clone());
-        let subscriptions =
-            subscriptions::Hub::start(shared, Arc::clone(&config)).map_err(ServeError::Config)?;
+        let subscriptions = subscriptions::Hub::start(Arc::clone(&shared), Arc::clone(&config))
+            .map_err(ServeError::Config)?;
+        let metric_filters = metric_filters::MetricEngine::start(Arc::clone(&shared));
+        let alarms =
+            alarms::Alarms::start(shared, Arc::clone(&config), subscriptions.http_sender());
         Ok(Server {
             config,
             store,
             listener,
-            subscriptions,
+            background: Background {
+                subscriptions,
+                metric_filters,
+                alarms,
+            },
         })
     }
 
@@ -118,11 +138,11 @@ impl Server {
             "nettrail serving the CloudWatch Logs API"
         );
         let store: Arc<dyn LogStore> = Arc::new(self.store.clone());
-        let subscriptions = self.subscriptions;
+        let background = self.background;
         let api = Arc::new(LogsApi::new(
             Arc::clone(&store),
             Arc::clone(&self.config),
-            Arc::clone(&subscriptions),
+            background.clone(),
         ));
         let firehose = Arc::new(firehose::FirehoseReceiver::new(
             store,
@@ -135,7 +155,8 @@ impl Server {
         front
             .serve(self.listener, shutdown, Duration::from_secs(10))
             .await;
-        subscriptions.shutdown();
+        background.subscriptions.shutdown();
+        background.metric_filters.shutdown();
         let store = self.store;
         let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
         tracing::info!("store flushed; shut down cleanly");

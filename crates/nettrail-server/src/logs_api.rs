@@ -17,8 +17,10 @@ use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::import_api::{self, NETTRAIL_TARGET_PREFIX};
 use crate::live_tail::LiveTailPlan;
-use crate::subscriptions::{Destination, Hub};
+use crate::metric_api;
+use crate::subscriptions::Destination;
 use crate::validate::{Violations, RETENTION_DAYS};
+use crate::Background;
 
 const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_DAY: i64 = 86_400_000;
@@ -176,7 +178,7 @@ const KNOWN_OPERATIONS: &[&str] = &[
 
 /// Compiles a filter pattern; an invalid one is an InvalidParameterException that says
 /// where and what is wrong.
-fn compile_pattern(pattern: &str) -> ApiResult<FilterPattern> {
+pub(crate) fn compile_pattern(pattern: &str) -> ApiResult<FilterPattern> {
     FilterPattern::parse(pattern).map_err(|e| ApiError::InvalidParameter(e.to_string()))
 }
 
@@ -214,7 +216,7 @@ fn test_metric_filter(req: TestMetricFilterRequest) -> ApiResult<Value> {
 pub struct LogsApi {
     store: Arc<dyn LogStore>,
     config: Arc<ServerConfig>,
-    subscriptions: Arc<Hub>,
+    background: Background,
 }
 
 /// Parses a request body. Members a request shape does not list (newer SDK members, and
@@ -517,12 +519,12 @@ impl LogsApi {
     pub(crate) fn new(
         store: Arc<dyn LogStore>,
         config: Arc<ServerConfig>,
-        subscriptions: Arc<Hub>,
+        background: Background,
     ) -> Self {
         LogsApi {
             store,
             config,
-            subscriptions,
+            background,
         }
     }
 
@@ -553,11 +555,38 @@ impl LogsApi {
             "DescribeSubscriptionFilters" => self.describe_subscription_filters(parse(body)?),
             "DeleteSubscriptionFilter" => self.delete_subscription_filter(parse(body)?),
             "TestMetricFilter" => test_metric_filter(parse(body)?),
+            "PutMetricFilter" => metric_api::put_metric_filter(
+                self.store.as_ref(),
+                &self.config,
+                &self.background.metric_filters,
+                parse(body)?,
+                now_ms(),
+            ),
+            "DescribeMetricFilters" => {
+                metric_api::describe_metric_filters(self.store.as_ref(), parse(body)?)
+            }
+            "DeleteMetricFilter" => {
+                metric_api::delete_metric_filter(self.store.as_ref(), parse(body)?)
+            }
             op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("ImportLogEvents") => {
                 import_api::import_log_events(self.store.as_ref(), parse(body)?, now_ms())
             }
             op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("GetSubscriptionStatus") => {
                 self.get_subscription_status(parse(body)?)
+            }
+            op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("GetMetricStatistics") => {
+                metric_api::get_metric_statistics(self.store.as_ref(), parse(body)?)
+            }
+            op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("ListMetrics") => {
+                metric_api::list_metrics(self.store.as_ref(), parse(body)?)
+            }
+            op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("DescribeAlarms") => {
+                metric_api::describe_alarms(
+                    self.store.as_ref(),
+                    &self.config,
+                    &self.background.alarms,
+                    now_ms(),
+                )
             }
             op if op.strip_prefix(NETTRAIL_TARGET_PREFIX) == Some("GetImportCheckpoints") => {
                 import_api::get_import_checkpoints(self.store.as_ref(), parse(body)?)
@@ -669,7 +698,8 @@ impl LogsApi {
             ));
         }
         self.store.delete_group(&name)?;
-        self.subscriptions.stop_group(&name);
+        self.background.subscriptions.stop_group(&name);
+        self.background.metric_filters.stop_group(&name);
         // A log-group-level resource policy goes with its log group.
         let key = policy_key(Some(&self.group_arn(&name)), "");
         let _ = self.store.delete_policy(&key);
@@ -771,7 +801,8 @@ impl LogsApi {
                         "arn": format!("{}:*", self.group_arn(&g.name)),
                     })
                 } else {
-                    self.group_json(g, 0)
+                    let filters = self.store.metric_filters(&g.name).map_or(0, |f| f.len());
+                    self.group_json(g, filters as u64)
                 }
             })
             .collect();
@@ -1440,13 +1471,8 @@ impl LogsApi {
 
     fn put_subscription_filter(&self, req: PutSubscriptionFilterRequest) -> ApiResult<Value> {
         let mut v = Violations::new();
-        v.required("logGroupName", &req.log_group_name);
-        v.required("filterName", &req.filter_name);
-        v.required("filterPattern", &req.filter_pattern);
+        v.filter_definition(&req.log_group_name, &req.filter_name, &req.filter_pattern);
         v.required("destinationArn", &req.destination_arn);
-        v.log_group_name("logGroupName", req.log_group_name.as_deref());
-        v.filter_name("filterName", req.filter_name.as_deref());
-        v.length("filterPattern", req.filter_pattern.as_deref(), 0, 1024);
         v.length(
             "destinationArn",
             req.destination_arn.as_deref(),
@@ -1481,7 +1507,8 @@ impl LogsApi {
             .map_err(ApiError::InvalidParameter)?;
         // As AWS does, the destination must take a CONTROL_MESSAGE before the filter
         // exists.
-        self.subscriptions
+        self.background
+            .subscriptions
             .check_destination(&destination)
             .map_err(|e| {
                 ApiError::InvalidParameter(format!(
@@ -1507,7 +1534,7 @@ impl LogsApi {
                 .set_cursor(&group, &name, Some(filter.start_after))?;
         }
         self.store.put_subscription_filter(&group, filter.clone())?;
-        self.subscriptions.run(group, filter);
+        self.background.subscriptions.run(group, filter);
         Ok(json!({}))
     }
 
@@ -1521,6 +1548,7 @@ impl LogsApi {
         }
         let now = now_ms();
         let subscriptions: Vec<Value> = self
+            .background
             .subscriptions
             .statuses(req.log_group_name.as_deref())
             .iter()
@@ -1606,7 +1634,7 @@ impl LogsApi {
 
     /// The `/metrics` page.
     pub(crate) fn prometheus_metrics(&self) -> String {
-        crate::metrics::render(self.store.as_ref(), &self.subscriptions, now_ms())
+        crate::metrics::render(self.store.as_ref(), &self.background, now_ms())
     }
 
     fn describe_subscription_filters(
@@ -1687,7 +1715,7 @@ impl LogsApi {
                 "The specified subscription filter does not exist.".into(),
             ));
         }
-        self.subscriptions.stop(&group, &name);
+        self.background.subscriptions.stop(&group, &name);
         self.store.set_cursor(&group, &name, None)?;
         Ok(json!({}))
     }

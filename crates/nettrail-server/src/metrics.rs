@@ -1,12 +1,15 @@
-//! `GET /metrics`: nettrail's own counters and every subscription's delivery status in
-//! the Prometheus text exposition format.
+//! `GET /metrics`: nettrail's own counters, every subscription's delivery status, what
+//! metric filters have published and every alarm's state, in the Prometheus text
+//! exposition format.
 
 use std::fmt::Write;
 
 use nettrail_store::LogStore;
 use serde_json::{json, Value};
 
-use crate::subscriptions::{DeliveryStatus, Hub};
+use crate::alarms::AlarmState;
+use crate::subscriptions::DeliveryStatus;
+use crate::Background;
 
 /// A subscription's status with its lag, as GetSubscriptionStatus answers it.
 pub(crate) fn subscription_status_json(
@@ -51,7 +54,7 @@ type Series = (
 );
 
 /// The whole `/metrics` page.
-pub(crate) fn render(store: &dyn LogStore, hub: &Hub, now: i64) -> String {
+pub(crate) fn render(store: &dyn LogStore, background: &Background, now: i64) -> String {
     let counters = store.counters();
     let mut out = String::new();
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
@@ -80,7 +83,7 @@ pub(crate) fn render(store: &dyn LogStore, hub: &Hub, now: i64) -> String {
         counters.ingested_bytes
     );
 
-    let statuses = hub.statuses(None);
+    let statuses = background.subscriptions.statuses(None);
     let rows: Vec<(String, &DeliveryStatus, (u64, f64))> = statuses
         .iter()
         .map(|((group, name), status)| {
@@ -128,6 +131,72 @@ pub(crate) fn render(store: &dyn LogStore, hub: &Hub, now: i64) -> String {
         family(&mut out, name, kind, help);
         for (labels, status, lag) in &rows {
             let _ = writeln!(out, "{name}{{{labels}}} {}", value(status, *lag));
+        }
+    }
+
+    // Metric filter series: a summary without quantiles (count and sum of the values
+    // published since the server started), so rate() works on both.
+    let totals = background.metric_filters.totals();
+    family(
+        &mut out,
+        "nettrail_metric_filter",
+        "summary",
+        "Values metric filters published since the server started, per metric (count and sum).",
+    );
+    for (id, total) in &totals {
+        let dimensions: Vec<String> = id
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let labels = format!(
+            "namespace=\"{}\",metric_name=\"{}\",dimensions=\"{}\"",
+            escape(&id.namespace),
+            escape(&id.name),
+            escape(&dimensions.join(","))
+        );
+        let _ = writeln!(out, "nettrail_metric_filter_sum{{{labels}}} {}", total.sum);
+        let _ = writeln!(
+            out,
+            "nettrail_metric_filter_count{{{labels}}} {}",
+            total.samples
+        );
+    }
+    family(
+        &mut out,
+        "nettrail_metric_filter_lag_events",
+        "gauge",
+        "Events of a log group its metric filters have not counted yet.",
+    );
+    for (group, _) in background.metric_filters.groups() {
+        let cursor = store.metric_cursor(&group).ok().flatten().unwrap_or(0);
+        let backlog = store.backlog(&group, cursor).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "nettrail_metric_filter_lag_events{{log_group=\"{}\"}} {}",
+            escape(&group),
+            backlog.events
+        );
+    }
+    family(
+        &mut out,
+        "nettrail_alarm_state",
+        "gauge",
+        "1 for the state each alarm is in, 0 for the others.",
+    );
+    for (name, status) in background.alarms.statuses() {
+        for state in [
+            AlarmState::Ok,
+            AlarmState::Alarm,
+            AlarmState::InsufficientData,
+        ] {
+            let _ = writeln!(
+                out,
+                "nettrail_alarm_state{{alarm=\"{}\",state=\"{}\"}} {}",
+                escape(&name),
+                state.as_str(),
+                u8::from(status.state == state)
+            );
         }
     }
     out

@@ -1,6 +1,6 @@
-//! Notification topics: subscription matches turned into messages people read (never
-//! base64 or gzip), sent by email (SMTP), to generic JSON webhooks and to
-//! Slack-compatible webhooks.
+//! Notification topics: subscription matches and alarm state changes turned into
+//! messages people read (never base64 or gzip), sent by email (SMTP, with STARTTLS or
+//! TLS), to generic JSON webhooks and to Slack-compatible webhooks.
 //!
 //! A Client VPN connection log entry reads as one summary line (status, common name,
 //! client IP, device IP, endpoint, time) followed by every field; a tunnel activity log
@@ -8,6 +8,8 @@
 //! and what to do; anything else as the message itself.
 
 use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use nettrail_formats::subscription::SubscriptionMessage;
 use nettrail_formats::vpn::catalogue::Recognized;
@@ -155,7 +157,8 @@ fn utc(ms: i64) -> String {
     )
 }
 
-/// Sends a notification to every endpoint of a topic; Ok once all of them took it.
+/// Sends the notification of a subscription batch to every endpoint of a topic; Ok
+/// once all of them took it.
 pub(crate) async fn send(
     topic_name: &str,
     topic: &TopicSettings,
@@ -164,20 +167,32 @@ pub(crate) async fn send(
     http: &crate::subscriptions::HttpSender,
 ) -> Result<(), String> {
     let note = render(message);
+    let webhook_body = json!({
+        "topic": topic_name,
+        "subject": note.subject,
+        "message": note.body,
+        "logGroup": message.log_group,
+        "logStream": message.log_stream,
+        "subscriptionFilters": message.subscription_filters,
+        "logEvents": message.log_events,
+    });
+    deliver(topic, smtp, &note, &webhook_body, http).await
+}
+
+/// Sends `note` to every endpoint of `topic`: a mail to its email addresses, `webhook_body`
+/// to its generic webhooks, the note as Slack text to its Slack webhooks.
+pub(crate) async fn deliver(
+    topic: &TopicSettings,
+    smtp: &SmtpSettings,
+    note: &Notification,
+    webhook_body: &Value,
+    http: &crate::subscriptions::HttpSender,
+) -> Result<(), String> {
     if !topic.email.is_empty() {
-        send_mail(&note, &topic.email, smtp).await?;
+        send_mail(note, &topic.email, smtp).await?;
     }
     for url in &topic.webhook {
-        let body = json!({
-            "topic": topic_name,
-            "subject": note.subject,
-            "message": note.body,
-            "logGroup": message.log_group,
-            "logStream": message.log_stream,
-            "subscriptionFilters": message.subscription_filters,
-            "logEvents": message.log_events,
-        });
-        http.post_json(url, body.to_string()).await?;
+        http.post_json(url, webhook_body.to_string()).await?;
     }
     for url in &topic.slack {
         let text = format!("*{}*\n```\n{}\n```", note.subject, note.body.trim_end());
@@ -185,6 +200,45 @@ pub(crate) async fn send(
             .await?;
     }
     Ok(())
+}
+
+/// Checks the SMTP settings at start: the TLS mode, and the CA file if one is named.
+pub(crate) fn check_smtp(smtp: &SmtpSettings) -> Result<(), String> {
+    smtp_transport(smtp).map(|_| ())
+}
+
+/// The transport the settings describe.
+fn smtp_transport(smtp: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let tls = || -> Result<TlsParameters, String> {
+        let mut builder = TlsParameters::builder(smtp.host.clone());
+        if let Some(path) = &smtp.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("reading smtp.ca_file {}: {e}", path.display()))?;
+            let certificate = Certificate::from_pem(&pem)
+                .map_err(|e| format!("smtp.ca_file {}: {e}", path.display()))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        builder
+            .build_rustls()
+            .map_err(|e| format!("smtp TLS settings: {e}"))
+    };
+    let mode = match smtp.tls.as_str() {
+        "none" => Tls::None,
+        "starttls" => Tls::Required(tls()?),
+        "tls" => Tls::Wrapper(tls()?),
+        other => {
+            return Err(format!(
+                "smtp.tls is {other:?}; it must be \"none\", \"starttls\" or \"tls\""
+            ))
+        }
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        .port(smtp.port)
+        .tls(mode);
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(transport.build())
 }
 
 async fn send_mail(note: &Notification, to: &[String], smtp: &SmtpSettings) -> Result<(), String> {
@@ -204,21 +258,14 @@ async fn send_mail(note: &Notification, to: &[String], smtp: &SmtpSettings) -> R
     let mail = builder
         .body(note.body.clone())
         .map_err(|e| format!("building the mail: {e}"))?;
-    let mut transport =
-        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host).port(smtp.port);
-    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
-        transport =
-            transport.credentials(lettre::transport::smtp::authentication::Credentials::new(
-                user.clone(),
-                password.clone(),
-            ));
-    }
-    transport
-        .build()
+    smtp_transport(smtp)?
         .send(mail)
         .await
         .map(|_| ())
-        .map_err(|e| format!("SMTP {}:{}: {e}", smtp.host, smtp.port))
+        .map_err(|e| {
+            let text = crate::error::with_causes(&e);
+            format!("SMTP {}:{}: {text}", smtp.host, smtp.port)
+        })
 }
 
 #[cfg(test)]

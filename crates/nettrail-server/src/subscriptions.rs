@@ -159,17 +159,7 @@ impl HttpSender {
             .body(body)
             .send()
             .await
-            .map_err(|e| {
-                // reqwest's Display stops at the outermost error; the cause says why.
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(&e);
-                while let Some(cause) = source {
-                    text.push_str(": ");
-                    text.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                text
-            })?;
+            .map_err(|e| crate::error::with_causes(&e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -342,6 +332,11 @@ impl Hub {
             hub.run(group, filter);
         }
         Ok(hub)
+    }
+
+    /// The HTTP client deliveries use (alarms notify through it too).
+    pub(crate) fn http_sender(&self) -> HttpSender {
+        self.sender.http.clone()
     }
 
     /// Sends the CONTROL_MESSAGE AWS sends when a subscription is created, waiting for

@@ -166,13 +166,37 @@ impl Violations {
         self.pattern(field, value, LOG_GROUP_NAME_PATTERN, is_log_group_name);
     }
 
-    /// A log stream name: 1..512 characters, no `:` or `*`.
     /// A metric or subscription filter name: 1..512 characters, no `:` or `*`.
     pub fn filter_name(&mut self, field: &str, value: Option<&str>) {
         self.length(field, value, 1, 512);
         self.pattern(field, value, "[^:*]*", |name| !name.contains([':', '*']));
     }
 
+    /// The members every filter definition has (PutSubscriptionFilter,
+    /// PutMetricFilter): the group, the filter's name and its pattern.
+    pub fn filter_definition(
+        &mut self,
+        group: &Option<String>,
+        name: &Option<String>,
+        pattern: &Option<String>,
+    ) {
+        self.required("logGroupName", group);
+        self.required("filterName", name);
+        self.required("filterPattern", pattern);
+        self.log_group_name("logGroupName", group.as_deref());
+        self.filter_name("filterName", name.as_deref());
+        self.length("filterPattern", pattern.as_deref(), 0, 1024);
+    }
+
+    /// A metric name or namespace: at most 255 characters, no `:`, `*` or `$`.
+    pub fn metric_name(&mut self, field: &str, value: Option<&str>) {
+        self.length(field, value, 0, 255);
+        self.pattern(field, value, "[^:*$]*", |name| {
+            !name.contains([':', '*', '$'])
+        });
+    }
+
+    /// A log stream name: 1..512 characters, no `:` or `*`.
     pub fn log_stream_name(&mut self, field: &str, value: Option<&str>) {
         self.length(field, value, 1, 512);
         self.pattern(field, value, LOG_STREAM_NAME_PATTERN, is_log_stream_name);

@@ -5,6 +5,7 @@
 //! ```text
 //! LOCK                      held (flock) while a store has the directory open
 //! meta.journal              metadata journal (see journal.rs)
+//! metrics.journal           metric filter aggregates and cursors (see metric_log.rs)
 //! groups/<group id>/<segment id>.seg
 //!                           segment: 16-byte header b"NTSEG\0\0\x01" + version u32 LE +
 //!                           reserved u32, then blocks (see block.rs) back to back
@@ -32,11 +33,13 @@ use crate::block::{self, BlockHeader, SealedPayload, HEADER_LEN};
 use crate::cursors::CursorFile;
 use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, Journal, MetaRecord};
+use crate::metric_log::MetricLog;
 use crate::scan::{self, ScanBlock};
 use crate::{
-    AppendAck, Backlog, CommittedPage, EventKey, GroupInfo, ImportCheckpoint, LogStore, Millis,
-    NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest, ScannedEvent,
-    StoreCounters, StreamInfo, StreamSelector, SubscriptionFilter,
+    AppendAck, Backlog, CommittedPage, EventKey, GroupInfo, ImportCheckpoint, LogStore,
+    MetricCommit, MetricFilter, MetricId, MetricPoint, Millis, MinuteStats, NewEvent, NewGroup,
+    PageLimit, ResourcePolicy, ScanPage, ScanRequest, ScannedEvent, StoreCounters, StreamInfo,
+    StreamSelector, SubscriptionFilter,
 };
 
 /// Magic bytes at the start of every segment file.
@@ -61,6 +64,12 @@ pub struct FileStoreConfig {
     pub sweep_interval: Duration,
     /// How many bytes of writes one group commit takes at most.
     pub max_commit_bytes: usize,
+    /// How long metric filter aggregates are kept (CloudWatch keeps one-minute
+    /// datapoints for 15 days).
+    pub metric_retention: Duration,
+    /// Metric series held at most; points of further series are dropped (a dimension
+    /// taking a new value per event would otherwise grow without bound).
+    pub max_metric_series: usize,
 }
 
 impl FileStoreConfig {
@@ -73,6 +82,8 @@ impl FileStoreConfig {
             segment_max_age: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(60),
             max_commit_bytes: 64 << 20,
+            metric_retention: Duration::from_secs(15 * 86_400),
+            max_metric_series: 100_000,
         }
     }
 }
@@ -99,6 +110,8 @@ struct Inner {
     ingested_bytes: AtomicU64,
     /// Cursor files of the groups whose cursors were used, by group id.
     cursors: Mutex<HashMap<u64, CursorFile>>,
+    /// Metric filter aggregates and cursors.
+    metrics: Mutex<MetricLog>,
     _lock: File,
 }
 
@@ -158,6 +171,8 @@ struct Group {
     imports: BTreeMap<String, BTreeMap<String, StoredCheckpoint>>,
     /// Subscription filters by name.
     subscriptions: BTreeMap<String, SubscriptionFilter>,
+    /// Metric filters by name.
+    metric_filters: BTreeMap<String, MetricFilter>,
     segments: BTreeMap<u64, Arc<Segment>>,
     dir: PathBuf,
 }
@@ -315,10 +330,18 @@ impl FileStore {
         // Sequence numbers continue past every one handed out before, even those whose
         // blocks retention has deleted since: cursors and checkpoints point at them.
         let (highest_recorded, cursor_files) = highest_recorded_seq(&state)?;
+        let metrics = MetricLog::open(
+            &dir.join("metrics.journal"),
+            i64::try_from(config.metric_retention.as_millis()).unwrap_or(i64::MAX),
+            config.max_metric_series,
+            &state.group_names.keys().copied().collect(),
+            now_ms(),
+        )?;
         let next_seq = recovered
             .next_seq
             .max(state.seq_floor)
-            .max(highest_recorded + 1);
+            .max(highest_recorded + 1)
+            .max(metrics.highest_cursor() + 1);
         state.seq_floor = next_seq;
         state.published_seq = next_seq - 1;
         // Rewritten after recovery, so the snapshot keeps what recovery learned
@@ -346,6 +369,7 @@ impl FileStore {
             ingested_events: AtomicU64::new(0),
             ingested_bytes: AtomicU64::new(0),
             cursors: Mutex::new(cursor_files),
+            metrics: Mutex::new(metrics),
             _lock: lock,
         });
         let writer = {
@@ -565,6 +589,11 @@ impl LogStore for FileStore {
     fn delete_group(&self, name: &str) -> Result<()> {
         let (id, dir) = self.with_group(name, |g| (g.id, g.dir.clone()))?;
         self.mutate(MetaRecord::DeleteGroup { id })?;
+        self.inner
+            .metrics
+            .lock()
+            .expect("metrics lock")
+            .forget_group(id)?;
         // The writer removes the directory once it has closed its segment there.
         self.send(WriterMsg::DropGroup { id, dir })
     }
@@ -830,6 +859,77 @@ impl LogStore for FileStore {
             .collect()
     }
 
+    fn put_metric_filter(&self, group: &str, filter: MetricFilter) -> Result<()> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.mutate(MetaRecord::PutMetricFilter { group: id, filter })
+    }
+
+    fn delete_metric_filter(&self, group: &str, name: &str) -> Result<bool> {
+        let (id, present) =
+            self.with_group(group, |g| (g.id, g.metric_filters.contains_key(name)))?;
+        if !present {
+            return Ok(false);
+        }
+        self.mutate(MetaRecord::DeleteMetricFilter {
+            group: id,
+            name: name.to_owned(),
+        })?;
+        Ok(true)
+    }
+
+    fn metric_filters(&self, group: &str) -> Result<Vec<MetricFilter>> {
+        self.with_group(group, |g| g.metric_filters.values().cloned().collect())
+    }
+
+    fn all_metric_filters(&self) -> Vec<(String, MetricFilter)> {
+        let state = self.inner.state.read().expect("state lock");
+        state
+            .groups
+            .values()
+            .flat_map(|g| {
+                g.metric_filters
+                    .values()
+                    .map(|f| (g.name.clone(), f.clone()))
+            })
+            .collect()
+    }
+
+    fn metric_cursor(&self, group: &str) -> Result<Option<u64>> {
+        let id = self.with_group(group, |g| g.id)?;
+        Ok(self.inner.metrics.lock().expect("metrics lock").cursor(id))
+    }
+
+    fn commit_metrics(
+        &self,
+        group: &str,
+        cursor: u64,
+        points: Vec<MetricPoint>,
+    ) -> Result<MetricCommit> {
+        let id = self.with_group(group, |g| g.id)?;
+        self.inner
+            .metrics
+            .lock()
+            .expect("metrics lock")
+            .commit(id, cursor, points, now_ms())
+    }
+
+    fn metric_minutes(
+        &self,
+        metric: &MetricId,
+        start: Millis,
+        end: Millis,
+    ) -> Vec<(Millis, MinuteStats)> {
+        self.inner
+            .metrics
+            .lock()
+            .expect("metrics lock")
+            .minutes(metric, start, end, now_ms())
+    }
+
+    fn metric_series(&self) -> Vec<(MetricId, Option<String>)> {
+        self.inner.metrics.lock().expect("metrics lock").series()
+    }
+
     fn committed_seq(&self) -> u64 {
         self.inner.state.read().expect("state lock").published_seq
     }
@@ -994,6 +1094,7 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     stream_names: HashMap::new(),
                     imports: BTreeMap::new(),
                     subscriptions: BTreeMap::new(),
+                    metric_filters: BTreeMap::new(),
                     segments: BTreeMap::new(),
                     dir: groups_dir.join(id.to_string()),
                 },
@@ -1054,6 +1155,17 @@ fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
         MetaRecord::DeleteSubscriptionFilter { group, name } => {
             if let Some(g) = state.group_mut(*group) {
                 g.subscriptions.remove(name);
+            }
+        }
+        MetaRecord::PutMetricFilter { group, filter } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.metric_filters
+                    .insert(filter.filter_name.clone(), filter.clone());
+            }
+        }
+        MetaRecord::DeleteMetricFilter { group, name } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.metric_filters.remove(name);
             }
         }
         MetaRecord::PutPolicy { policy } => {
@@ -1141,6 +1253,12 @@ fn snapshot_records(state: &State) -> Vec<MetaRecord> {
         }
         for filter in g.subscriptions.values() {
             records.push(MetaRecord::PutSubscriptionFilter {
+                group: g.id,
+                filter: filter.clone(),
+            });
+        }
+        for filter in g.metric_filters.values() {
+            records.push(MetaRecord::PutMetricFilter {
                 group: g.id,
                 filter: filter.clone(),
             });

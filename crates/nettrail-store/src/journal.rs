@@ -13,10 +13,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::{ImportCheckpoint, ResourcePolicy, SubscriptionFilter};
+use crate::{ImportCheckpoint, MetricFilter, ResourcePolicy, SubscriptionFilter};
 
 /// Largest record the journal accepts; anything bigger is treated as corruption.
 const MAX_RECORD: u32 = 16 << 20;
@@ -80,6 +81,14 @@ pub(crate) enum MetaRecord {
     DeletePolicy {
         key: String,
     },
+    PutMetricFilter {
+        group: u64,
+        filter: MetricFilter,
+    },
+    DeleteMetricFilter {
+        group: u64,
+        name: String,
+    },
     /// How far the import of one source object into a group has come.
     SetImportCheckpoint {
         group: u64,
@@ -106,8 +115,9 @@ pub(crate) struct Journal {
 
 impl Journal {
     /// Reads every intact record of the journal at `path`, cutting off a torn or corrupt
-    /// tail. A missing journal reads as empty.
-    pub(crate) fn replay(path: &Path) -> Result<Vec<MetaRecord>> {
+    /// tail. A missing journal reads as empty. (The metric log uses the same framing
+    /// with records of its own, hence the type parameter.)
+    pub(crate) fn replay<R: DeserializeOwned>(path: &Path) -> Result<Vec<R>> {
         let mut bytes = Vec::new();
         match File::open(path) {
             Ok(mut file) => {
@@ -130,7 +140,7 @@ impl Journal {
             if crc32c::crc32c(body) != crc {
                 break;
             }
-            let Ok(record) = serde_json::from_slice::<MetaRecord>(body) else {
+            let Ok(record) = serde_json::from_slice::<R>(body) else {
                 break;
             };
             records.push(record);
@@ -148,8 +158,10 @@ impl Journal {
     }
 
     /// Atomically replaces the journal at `path` with `records` and opens it for appends.
-    pub(crate) fn rewrite(path: &Path, records: &[MetaRecord]) -> Result<Journal> {
-        let tmp = path.with_extension("journal.tmp");
+    pub(crate) fn rewrite<R: Serialize>(path: &Path, records: &[R]) -> Result<Journal> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
         let mut buf = Vec::new();
         for record in records {
             frame(record, &mut buf);
@@ -173,15 +185,19 @@ impl Journal {
         })
     }
 
-    /// Appends one record and makes it durable.
-    pub(crate) fn append(&mut self, record: &MetaRecord) -> Result<()> {
+    /// The journal file's size in bytes.
+    pub(crate) fn size(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| StoreError::io("reading journal size", &self.path, e))
+    }
+
+    /// Appends one record and makes it durable; returns the bytes appended.
+    pub(crate) fn append<R: Serialize>(&mut self, record: &R) -> Result<u64> {
         let mut buf = Vec::new();
         frame(record, &mut buf);
-        let before = self
-            .file
-            .metadata()
-            .map_err(|e| StoreError::io("reading journal size", &self.path, e))?
-            .len();
+        let before = self.size()?;
         let written = self
             .file
             .write_all(&buf)
@@ -191,12 +207,12 @@ impl Journal {
             let _ = self.file.set_len(before);
             return Err(StoreError::io("appending to journal", &self.path, e));
         }
-        Ok(())
+        Ok(buf.len() as u64)
     }
 }
 
-fn frame(record: &MetaRecord, out: &mut Vec<u8>) {
-    let body = serde_json::to_vec(record).expect("metadata records always serialize");
+fn frame<R: Serialize>(record: &R, out: &mut Vec<u8>) {
+    let body = serde_json::to_vec(record).expect("journal records always serialize");
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out.extend_from_slice(&body);
@@ -233,7 +249,7 @@ mod tests {
         let full = std::fs::read(&path).unwrap();
         for cut in 0..full.len() {
             std::fs::write(&path, &full[..cut]).unwrap();
-            let replayed = Journal::replay(&path).unwrap();
+            let replayed: Vec<MetaRecord> = Journal::replay(&path).unwrap();
             assert!(replayed.len() <= 3);
             assert_eq!(
                 &replayed[..],
@@ -242,6 +258,6 @@ mod tests {
             );
         }
         std::fs::write(&path, &full).unwrap();
-        assert_eq!(Journal::replay(&path).unwrap().len(), 3);
+        assert_eq!(Journal::replay::<MetaRecord>(&path).unwrap().len(), 3);
     }
 }

@@ -24,6 +24,7 @@ mod cursors;
 mod error;
 mod file_store;
 mod journal;
+mod metric_log;
 mod scan;
 
 use std::borrow::Cow;
@@ -278,6 +279,153 @@ pub struct SubscriptionFilter {
     pub start_after: u64,
 }
 
+/// A metric filter of a log group, as PutMetricFilter defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricFilter {
+    /// Its name, unique within the group.
+    pub filter_name: String,
+    /// The filter pattern events must match.
+    pub filter_pattern: String,
+    /// What a matching event publishes (AWS allows exactly one).
+    pub metric_transformations: Vec<MetricTransformationDef>,
+    /// Kept for DescribeMetricFilters.
+    pub apply_on_transformed_logs: bool,
+    /// Kept for DescribeMetricFilters.
+    pub field_selection_criteria: Option<String>,
+    /// Kept for DescribeMetricFilters.
+    pub emit_system_field_dimensions: Vec<String>,
+    /// When it was created, Unix ms.
+    pub creation_time: Millis,
+    /// The filter counts the events committed after this store sequence number (what
+    /// was committed when it was created): like AWS, a new filter does not look back.
+    pub start_after: u64,
+}
+
+/// One `metricTransformations` entry of a [`MetricFilter`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricTransformationDef {
+    /// The metric's name.
+    pub metric_name: String,
+    /// The metric's namespace.
+    pub metric_namespace: String,
+    /// A number, or a selector of the pattern (`$.path`, `$name`, `$N`).
+    pub metric_value: String,
+    /// Published for a minute in which the filter saw events but none matched.
+    #[serde(default)]
+    pub default_value: Option<f64>,
+    /// Dimension name to selector.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    /// The unit (a CloudWatch `StandardUnit`), if given.
+    #[serde(default)]
+    pub unit: Option<String>,
+}
+
+/// Names one metric series: a namespace, a metric name and its dimension values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MetricId {
+    /// The namespace.
+    pub namespace: String,
+    /// The metric name.
+    pub name: String,
+    /// Dimension name to value (empty for a metric without dimensions).
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+}
+
+/// The aggregate of one metric series over one minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MinuteStats {
+    /// Values published (matching events with a numeric value).
+    pub samples: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// Their minimum (meaningless when `samples` is 0).
+    pub min: f64,
+    /// Their maximum (meaningless when `samples` is 0).
+    pub max: f64,
+    /// Events the publishing filters looked at in the minute, matching or not.
+    pub seen: u64,
+    /// The filters' `defaultValue`, the datapoint of a minute with events seen but no
+    /// samples.
+    #[serde(default)]
+    pub default_value: Option<f64>,
+}
+
+impl MinuteStats {
+    /// One published value.
+    pub fn sample(value: f64) -> MinuteStats {
+        MinuteStats {
+            samples: 1,
+            sum: value,
+            min: value,
+            max: value,
+            seen: 0,
+            default_value: None,
+        }
+    }
+
+    /// Adds `other` (of the same series, the same or another minute) to this aggregate.
+    pub fn merge(&mut self, other: &MinuteStats) {
+        if other.samples > 0 {
+            if self.samples == 0 {
+                self.min = other.min;
+                self.max = other.max;
+            } else {
+                self.min = self.min.min(other.min);
+                self.max = self.max.max(other.max);
+            }
+            self.samples += other.samples;
+            self.sum += other.sum;
+        }
+        self.seen += other.seen;
+        if other.default_value.is_some() {
+            self.default_value = other.default_value;
+        }
+    }
+
+    /// The datapoint as CloudWatch reports it: the samples' statistics, or for a period
+    /// without samples in which events were seen, the default value once; `None` when
+    /// there is no datapoint.
+    pub fn datapoint(&self) -> Option<MinuteStats> {
+        if self.samples > 0 {
+            return Some(*self);
+        }
+        match self.default_value {
+            Some(value) if self.seen > 0 => Some(MinuteStats {
+                seen: self.seen,
+                ..MinuteStats::sample(value)
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What one minute of one series gained: an entry of [`LogStore::commit_metrics`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricPoint {
+    /// The series.
+    pub metric: MetricId,
+    /// The unit of its values, if the filter named one.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Start of the minute, Unix ms (a multiple of 60,000).
+    pub minute: Millis,
+    /// What the minute gained.
+    pub stats: MinuteStats,
+}
+
+/// What [`LogStore::commit_metrics`] did with the points it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricCommit {
+    /// Points of new series refused because the store holds its maximum of series.
+    pub dropped_new_series: usize,
+    /// Points older than the metric retention, dropped.
+    pub dropped_expired: usize,
+}
+
 /// What the store has taken in since it opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreCounters {
@@ -421,6 +569,34 @@ pub trait LogStore: Send + Sync {
     fn subscription_filters(&self, group: &str) -> Result<Vec<SubscriptionFilter>>;
     /// Every subscription filter, with its group.
     fn all_subscription_filters(&self) -> Vec<(String, SubscriptionFilter)>;
+    /// Creates or replaces a metric filter of `group` (by name).
+    fn put_metric_filter(&self, group: &str, filter: MetricFilter) -> Result<()>;
+    /// Deletes a metric filter; false if `group` had none of that name.
+    fn delete_metric_filter(&self, group: &str, name: &str) -> Result<bool>;
+    /// The metric filters of `group`, by name.
+    fn metric_filters(&self, group: &str) -> Result<Vec<MetricFilter>>;
+    /// Every metric filter, with its group.
+    fn all_metric_filters(&self) -> Vec<(String, MetricFilter)>;
+    /// How far the metric filters of `group` have counted (a sequence number).
+    fn metric_cursor(&self, group: &str) -> Result<Option<u64>>;
+    /// Adds `points` to the per-minute metric aggregates and moves the metric cursor of
+    /// `group` to `cursor`, both in one durable record: after a crash either both
+    /// happened or neither did, so no event is counted twice or missed.
+    fn commit_metrics(
+        &self,
+        group: &str,
+        cursor: u64,
+        points: Vec<MetricPoint>,
+    ) -> Result<MetricCommit>;
+    /// The per-minute aggregates of `metric` with `start <= minute < end`, in order.
+    fn metric_minutes(
+        &self,
+        metric: &MetricId,
+        start: Millis,
+        end: Millis,
+    ) -> Vec<(Millis, MinuteStats)>;
+    /// Every metric series held, with its unit, in order.
+    fn metric_series(&self) -> Vec<(MetricId, Option<String>)>;
     /// The highest sequence number committed so far.
     fn committed_seq(&self) -> u64;
 

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use nettrail_store::{
-    Direction, EventKey, FileStore, FileStoreConfig, ImportCheckpoint, LogStore, NewEvent,
-    NewGroup, PageLimit, ScanRequest, ScanStats, StoreError, StreamSelector,
+    Direction, EventKey, FileStore, FileStoreConfig, ImportCheckpoint, LogStore, MetricFilter,
+    MetricId, MetricPoint, MetricTransformationDef, MinuteStats, NewEvent, NewGroup, PageLimit,
+    ScanRequest, ScanStats, StoreError, StreamSelector,
 };
 use proptest::prelude::*;
 
@@ -1056,4 +1057,87 @@ fn sequence_numbers_never_go_back_when_retention_deleted_every_block() {
         assert!(page.events.iter().any(|e| e.message == "new"));
         store.shutdown();
     }
+}
+
+fn metric_filter(name: &str, start_after: u64) -> MetricFilter {
+    MetricFilter {
+        filter_name: name.into(),
+        filter_pattern: "REJECT".into(),
+        metric_transformations: vec![MetricTransformationDef {
+            metric_name: "RejectedFlows".into(),
+            metric_namespace: "VPC".into(),
+            metric_value: "1".into(),
+            default_value: Some(0.0),
+            dimensions: BTreeMap::new(),
+            unit: Some("Count".into()),
+        }],
+        apply_on_transformed_logs: false,
+        field_selection_criteria: None,
+        emit_system_field_dimensions: Vec::new(),
+        creation_time: NOW,
+        start_after,
+    }
+}
+
+#[test]
+fn metric_filters_and_their_counts_survive_reopen_and_filters_go_with_their_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let rejects = MetricId {
+        namespace: "VPC".into(),
+        name: "RejectedFlows".into(),
+        dimensions: BTreeMap::new(),
+    };
+    let minute = nettrail_now() / 60_000 * 60_000;
+    let cursor = {
+        let store = open(dir.path());
+        store.create_group(group("/vpc/flows"), NOW).unwrap();
+        store.create_stream("/vpc/flows", "eni-1", NOW).unwrap();
+        store
+            .put_metric_filter("/vpc/flows", metric_filter("rejects", 0))
+            .unwrap();
+        store
+            .put_metric_filter("/vpc/flows", metric_filter("other", 0))
+            .unwrap();
+        assert!(store.delete_metric_filter("/vpc/flows", "other").unwrap());
+        assert!(!store.delete_metric_filter("/vpc/flows", "other").unwrap());
+        let ack = store
+            .append("/vpc/flows", "eni-1", &events(&[(minute, "REJECT")]))
+            .unwrap();
+        let point = MetricPoint {
+            metric: rejects.clone(),
+            unit: Some("Count".into()),
+            minute,
+            stats: MinuteStats {
+                seen: 1,
+                ..MinuteStats::sample(1.0)
+            },
+        };
+        store
+            .commit_metrics("/vpc/flows", ack.first_seq, vec![point])
+            .unwrap();
+        store.shutdown();
+        ack.first_seq
+    };
+    let store = open(dir.path());
+    let names: Vec<String> = store
+        .metric_filters("/vpc/flows")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.filter_name)
+        .collect();
+    assert_eq!(names, ["rejects"]);
+    assert_eq!(store.metric_cursor("/vpc/flows").unwrap(), Some(cursor));
+    let minutes = store.metric_minutes(&rejects, 0, i64::MAX);
+    assert_eq!(minutes.len(), 1);
+    assert_eq!((minutes[0].0, minutes[0].1.sum), (minute, 1.0));
+    // Sequence numbers continue past the metric cursor.
+    assert!(store.committed_seq() >= cursor);
+    // The group goes, and its filters and cursor with it; the series stays (CloudWatch
+    // metrics outlive the log group that fed them) until it expires.
+    store.delete_group("/vpc/flows").unwrap();
+    assert!(store.all_metric_filters().is_empty());
+    store.create_group(group("/vpc/flows"), NOW).unwrap();
+    assert_eq!(store.metric_cursor("/vpc/flows").unwrap(), None);
+    assert_eq!(store.metric_series().len(), 1);
+    store.shutdown();
 }

@@ -5,11 +5,14 @@
 //! - `nettrail flows convert`: a flow log file between AWS's text and Parquet formats.
 //! - `nettrail logs tail`: a log group's events as they arrive, like `aws logs tail`.
 //! - `nettrail subscriptions status`: every subscription's deliveries, errors and lag.
+//! - `nettrail metrics get|list`: what metric filters have published.
+//! - `nettrail alarms describe`: where every alarm stands.
 //!
 //! Later subcommands (agents, vpn) join here as their issues land.
 
 mod flows;
 mod import;
+mod metrics;
 mod tail;
 
 use std::net::SocketAddr;
@@ -47,6 +50,72 @@ enum Command {
     /// Subscription filters.
     #[command(subcommand)]
     Subscriptions(SubscriptionsCommand),
+    /// What metric filters publish (one-minute aggregates kept 15 days).
+    #[command(subcommand)]
+    Metrics(MetricsCommand),
+    /// Alarms on metric filter metrics (declared in the server's configuration).
+    #[command(subcommand)]
+    Alarms(AlarmsCommand),
+}
+
+#[derive(Subcommand)]
+enum MetricsCommand {
+    /// Statistics of one metric per period, like `aws cloudwatch get-metric-statistics`.
+    Get(MetricsGetArgs),
+    /// The metrics that metric filters have published, like `aws cloudwatch
+    /// list-metrics`.
+    List(MetricsListArgs),
+}
+
+#[derive(clap::Args)]
+struct MetricsGetArgs {
+    /// The metric's namespace.
+    #[arg(long)]
+    namespace: String,
+    /// The metric's name.
+    #[arg(long)]
+    metric_name: String,
+    /// The metric's dimensions: `Name=N,Value=V` or `N=V`, one per value.
+    #[arg(long, num_args = 1.., value_parser = metrics::parse_dimension)]
+    dimensions: Vec<(String, String)>,
+    /// Statistics to show (SampleCount, Average, Sum, Minimum, Maximum).
+    #[arg(long, num_args = 1.., default_values_t = ["Sum".to_string(), "SampleCount".to_string()])]
+    statistics: Vec<String>,
+    /// Seconds per datapoint, a multiple of 60.
+    #[arg(long, default_value_t = 60)]
+    period: i64,
+    /// From: a relative time (30m, 2h, 1d) or an ISO 8601 time.
+    #[arg(long, default_value = "1h")]
+    start_time: String,
+    /// Until: a relative time or an ISO 8601 time [default: now].
+    #[arg(long)]
+    end_time: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(clap::Args)]
+struct MetricsListArgs {
+    /// Only metrics of this namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Only metrics of this name.
+    #[arg(long)]
+    metric_name: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+enum AlarmsCommand {
+    /// Every alarm's state, since when and why.
+    Describe(AlarmsDescribeArgs),
+}
+
+#[derive(clap::Args)]
+struct AlarmsDescribeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +265,9 @@ fn main() {
         Command::Import(ImportCommand::S3(args)) => import_s3(args),
         Command::Logs(LogsCommand::Tail(args)) => logs_tail(args),
         Command::Subscriptions(SubscriptionsCommand::Status(args)) => subscriptions_status(args),
+        Command::Metrics(MetricsCommand::Get(args)) => metrics_get(args),
+        Command::Metrics(MetricsCommand::List(args)) => metrics_list(args),
+        Command::Alarms(AlarmsCommand::Describe(args)) => alarms_describe(args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,
@@ -332,6 +404,68 @@ fn subscriptions_status(args: SubscriptionStatusArgs) -> Result<()> {
             row["destination"].as_str().unwrap_or_default(),
             row["lastError"].as_str().unwrap_or("-"),
         );
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn metrics_get(args: MetricsGetArgs) -> Result<()> {
+    let now = now_ms();
+    let start = tail::parse_since(&args.start_time, now)
+        .map_err(|e| anyhow::anyhow!("--start-time: {e}"))?;
+    let end = match &args.end_time {
+        Some(t) => tail::parse_since(t, now).map_err(|e| anyhow::anyhow!("--end-time: {e}"))?,
+        None => now,
+    };
+    let request = metrics::statistics_request(
+        &args.namespace,
+        &args.metric_name,
+        &args.dimensions,
+        &args.statistics,
+        args.period,
+        start,
+        end,
+    )?;
+    let (client, runtime) = server_client(&args.server)?;
+    let answer = runtime.block_on(client.nettrail("GetMetricStatistics", &request))?;
+    if args.server.json {
+        println!("{answer}");
+    } else {
+        print!("{}", metrics::format_statistics(&answer, &args.statistics));
+    }
+    Ok(())
+}
+
+fn metrics_list(args: MetricsListArgs) -> Result<()> {
+    let mut request = serde_json::json!({});
+    if let Some(namespace) = &args.namespace {
+        request["Namespace"] = namespace.as_str().into();
+    }
+    if let Some(name) = &args.metric_name {
+        request["MetricName"] = name.as_str().into();
+    }
+    let (client, runtime) = server_client(&args.server)?;
+    let answer = runtime.block_on(client.nettrail("ListMetrics", &request))?;
+    if args.server.json {
+        println!("{answer}");
+    } else {
+        print!("{}", metrics::format_metrics(&answer));
+    }
+    Ok(())
+}
+
+fn alarms_describe(args: AlarmsDescribeArgs) -> Result<()> {
+    let (client, runtime) = server_client(&args.server)?;
+    let answer = runtime.block_on(client.nettrail("DescribeAlarms", &serde_json::json!({})))?;
+    if args.server.json {
+        println!("{answer}");
+    } else {
+        print!("{}", metrics::format_alarms(&answer));
     }
     Ok(())
 }
