@@ -7,9 +7,11 @@
 //! - `nettrail subscriptions status`: every subscription's deliveries, errors and lag.
 //! - `nettrail metrics get|list`: what metric filters have published.
 //! - `nettrail alarms describe`: where every alarm stands.
+//! - `nettrail agent flows`: VPC flow log records from capture files.
 //!
 //! Later subcommands (agents, vpn) join here as their issues land.
 
+mod agent;
 mod flows;
 mod import;
 mod metrics;
@@ -56,6 +58,15 @@ enum Command {
     /// Alarms on metric filter metrics (declared in the server's configuration).
     #[command(subcommand)]
     Alarms(AlarmsCommand),
+    /// Producers of AWS's network logs.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// VPC flow log records from capture files (pcap, pcapng).
+    Flows(Box<agent::FlowsArgs>),
 }
 
 #[derive(Subcommand)]
@@ -232,7 +243,7 @@ struct ImportS3Args {
     server: ServerArgs,
 }
 
-fn parse_traffic_type(value: &str) -> Result<TrafficType, String> {
+pub(crate) fn parse_traffic_type(value: &str) -> Result<TrafficType, String> {
     TrafficType::parse(value).ok_or_else(|| format!("{value:?} is not ACCEPT, REJECT or ALL"))
 }
 
@@ -268,6 +279,7 @@ fn main() {
         Command::Metrics(MetricsCommand::Get(args)) => metrics_get(args),
         Command::Metrics(MetricsCommand::List(args)) => metrics_list(args),
         Command::Alarms(AlarmsCommand::Describe(args)) => alarms_describe(args),
+        Command::Agent(AgentCommand::Flows(args)) => agent::flows(*args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,

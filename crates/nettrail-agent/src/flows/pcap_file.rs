@@ -1,0 +1,173 @@
+//! Capture files, pcap and pcapng, read with `pcap-parser` (pure Rust, streaming,
+//! zero-copy). pcapng interfaces keep their own link type and timestamp resolution and
+//! offset; a legacy pcap file has one interface. A file that turns bad part way is read
+//! up to the damage and the damage reported, not a panic and not silence.
+
+use std::fs::File;
+use std::path::Path;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+
+use super::decode::LinkType;
+
+/// Reader buffer; grown (up to [`MAX_BUFFER`]) for a block that does not fit.
+const BUFFER: usize = 1 << 20;
+const MAX_BUFFER: usize = 64 << 20;
+
+/// One captured frame.
+pub struct Frame<'a> {
+    /// The interface it was captured on, numbered from 0 within the file (pcapng
+    /// sections restart the numbering; their interfaces continue it here).
+    pub interface: u32,
+    /// The interface's link type, if the decoder knows it.
+    pub link: Option<LinkType>,
+    /// Capture time, Unix microseconds.
+    pub ts_us: i64,
+    /// The captured bytes.
+    pub data: &'a [u8],
+}
+
+/// What reading one file came to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileReport {
+    /// Frames read.
+    pub frames: u64,
+    /// Interfaces described in the file.
+    pub interfaces: u32,
+    /// Why reading stopped before the end, if it did.
+    pub error: Option<String>,
+}
+
+struct Interface {
+    link: Option<LinkType>,
+    /// Units per second of the timestamps.
+    resolution: u64,
+    /// Seconds added to every timestamp.
+    offset: i64,
+}
+
+/// Calls `visit` for every frame of the capture file at `path`, in file order.
+pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
+    let mut report = FileReport::default();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            report.error = Some(format!("cannot open: {e}"));
+            return report;
+        }
+    };
+    let mut reader = match create_reader(BUFFER, file) {
+        Ok(r) => r,
+        Err(PcapError::Eof) => return report,
+        Err(e) => {
+            report.error = Some(format!("not a pcap or pcapng file: {e:?}"));
+            return report;
+        }
+    };
+    // Interfaces of the whole file; `section_base` is where the current pcapng
+    // section's numbering starts.
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut section_base = 0usize;
+    let mut legacy_nanos = false;
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(header) => {
+                        legacy_nanos = header.is_nanosecond_precision();
+                        interfaces.push(Interface {
+                            link: LinkType::from_pcap(header.network.0 as u32),
+                            resolution: if legacy_nanos {
+                                1_000_000_000
+                            } else {
+                                1_000_000
+                            },
+                            offset: 0,
+                        });
+                    }
+                    PcapBlockOwned::Legacy(packet) => {
+                        let fraction = if legacy_nanos {
+                            i64::from(packet.ts_usec) / 1000
+                        } else {
+                            i64::from(packet.ts_usec)
+                        };
+                        let caplen = (packet.caplen as usize).min(packet.data.len());
+                        report.frames += 1;
+                        visit(Frame {
+                            interface: 0,
+                            link: interfaces.first().and_then(|i| i.link),
+                            ts_us: i64::from(packet.ts_sec) * 1_000_000 + fraction,
+                            data: &packet.data[..caplen],
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        section_base = interfaces.len();
+                    }
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        interfaces.push(Interface {
+                            link: LinkType::from_pcap(idb.linktype.0 as u32),
+                            resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                            offset: idb.ts_offset(),
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let index = section_base + epb.if_id as usize;
+                        if let Some(interface) = interfaces.get(index) {
+                            let raw = (u128::from(epb.ts_high) << 32) | u128::from(epb.ts_low);
+                            let micros = raw * 1_000_000 / u128::from(interface.resolution);
+                            let ts_us = i64::try_from(micros).unwrap_or(i64::MAX)
+                                + interface.offset * 1_000_000;
+                            let caplen = (epb.caplen as usize).min(epb.data.len());
+                            report.frames += 1;
+                            visit(Frame {
+                                interface: index as u32,
+                                link: interface.link,
+                                ts_us,
+                                data: &epb.data[..caplen],
+                            });
+                        }
+                    }
+                    // Simple packets have no timestamp: nothing to put in a window.
+                    PcapBlockOwned::NG(_) => {}
+                }
+                reader.consume(offset);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::Incomplete(_)) => {
+                if reader.refill().is_err() {
+                    report.error = Some("read error".into());
+                    break;
+                }
+            }
+            Err(PcapError::BufferTooSmall) => {
+                let size = reader.data().len().max(BUFFER) * 2;
+                if size > MAX_BUFFER || !reader.grow(size) {
+                    report.error = Some(format!(
+                        "a record larger than {} MiB at byte {}",
+                        MAX_BUFFER >> 20,
+                        reader.position()
+                    ));
+                    break;
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                report.error = Some(format!(
+                    "cut short: the last record (at byte {}) is incomplete",
+                    reader.position()
+                ));
+                break;
+            }
+            Err(e) => {
+                let what = format!("{e:?}");
+                report.error = Some(format!(
+                    "damaged at byte {}: {what}; frames before it were read",
+                    reader.position()
+                ));
+                break;
+            }
+        }
+    }
+    report.interfaces = interfaces.len() as u32;
+    report
+}
