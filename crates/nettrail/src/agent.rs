@@ -17,8 +17,22 @@ use nettrail_formats::flow::LogFormat;
 #[derive(clap::Args)]
 pub struct FlowsArgs {
     /// Capture files (pcap or pcapng) or folders of them, read in order.
-    #[arg(long, num_args = 1.., required = true)]
+    #[arg(long, num_args = 1.., required_unless_present = "interface", conflicts_with = "interface")]
     pub pcap: Vec<PathBuf>,
+    /// Network interfaces to capture on, live, until SIGINT or SIGTERM (needs a build
+    /// with `--features live-capture`).
+    #[arg(long, num_args = 1..)]
+    pub interface: Vec<String>,
+    /// Live capture: a BPF filter (tcpdump syntax) for every interface.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Live capture: the NFLOG group of the host firewall's drop rules (`log group N`);
+    /// its packets become REJECT records.
+    #[arg(long)]
+    pub reject_nflog_group: Option<u16>,
+    /// Live capture: how often the agent logs its counters, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub stats_interval: u64,
     /// Where records go: `-` (stdout: the header line, then records, like an S3
     /// file's content), `logs:GROUP` (a nettrail log group, one stream per interface),
     /// or `dir:PATH` (files in AWS's S3 layout under PATH).
@@ -33,9 +47,11 @@ pub struct FlowsArgs {
     /// ACCEPT, REJECT or ALL.
     #[arg(long, default_value = "ALL", value_parser = crate::parse_traffic_type)]
     pub traffic_type: TrafficType,
-    /// `interface-id` of the records; `{n}` is the interface's number in the input.
-    #[arg(long, default_value = flows::DEFAULT_FILE_INTERFACE_ID)]
-    pub interface_id: String,
+    /// `interface-id` of the records; `{n}` is the interface's number in the input,
+    /// `{device}` its device name [default: eni-pcap{n} for files, the device name
+    /// live].
+    #[arg(long)]
+    pub interface_id: Option<String>,
     /// `account-id` of the records.
     #[arg(long)]
     pub account_id: Option<String>,
@@ -94,12 +110,25 @@ pub struct FlowsArgs {
 
 /// Runs `nettrail agent flows`.
 pub fn flows(args: FlowsArgs) -> Result<()> {
-    if args.max_aggregation_interval != 60 && args.max_aggregation_interval != 600 {
-        bail!(
-            "--max-aggregation-interval must be 60 or 600 (seconds), not {}",
-            args.max_aggregation_interval
+    let interval = args.max_aggregation_interval;
+    if interval != 60 && interval != 600 {
+        // AWS takes 60 or 600; shorter windows are for trying things out and tests.
+        if interval < 5 || 3600 % interval != 0 {
+            bail!("--max-aggregation-interval must be 60 or 600 (seconds), not {interval}");
+        }
+        tracing::warn!(
+            interval,
+            "aggregation interval other than AWS's 60 or 600 seconds"
         );
     }
+    let live = !args.interface.is_empty();
+    let interface_id = args.interface_id.clone().unwrap_or_else(|| {
+        if live {
+            "{device}".into()
+        } else {
+            flows::DEFAULT_FILE_INTERFACE_ID.into()
+        }
+    });
     let format = match &args.log_format {
         Some(spec) => LogFormat::parse(spec).context("--log-format")?,
         None => LogFormat::default_vpc(),
@@ -110,7 +139,7 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
         interval: args.max_aggregation_interval,
         max_flows: args.max_flows,
         identity: InterfaceIdentity {
-            interface_id: args.interface_id.clone(),
+            interface_id: interface_id.clone(),
             account_id: args.account_id.clone(),
             vpc_id: args.vpc_id.clone(),
             subnet_id: args.subnet_id.clone(),
@@ -120,10 +149,6 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
             addresses: args.interface_address.clone(),
         },
     };
-    let files = flows::capture_files(&args.pcap).context("listing --pcap folders")?;
-    if files.is_empty() {
-        bail!("no capture files in {:?}", args.pcap);
-    }
     let mut sink: Box<dyn RecordSink> = if args.destination == "-" {
         Box::new(TextSink::new(std::io::stdout().lock(), format.clone())?)
     } else if let Some(path) = args.destination.strip_prefix("dir:") {
@@ -163,7 +188,7 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
             group,
             format.clone(),
             args.traffic_type,
-            &args.interface_id,
+            &interface_id,
             &args.spool_dir,
             args.spool_max_bytes,
             Duration::from_secs(args.drain_timeout),
@@ -174,7 +199,15 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
             args.destination
         );
     };
-    let report = flows::run_capture_files(&files, &settings, sink.as_mut())?;
+    let report = if live {
+        run_live(&args, &settings, sink.as_mut())?
+    } else {
+        let files = flows::capture_files(&args.pcap).context("listing --pcap folders")?;
+        if files.is_empty() {
+            bail!("no capture files in {:?}", args.pcap);
+        }
+        flows::run_capture_files(&files, &settings, sink.as_mut())?
+    };
     let damaged: Vec<String> = report
         .files
         .iter()
@@ -202,11 +235,83 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
             malformed = report.malformed,
             flows = report.table.flows,
             records = report.records,
-            "capture files read"
+            "flow agent finished"
         );
     }
     for line in &damaged {
         eprintln!("warning: {line}");
     }
     Ok(())
+}
+
+#[cfg(feature = "live-capture")]
+fn run_live(
+    args: &FlowsArgs,
+    settings: &FlowSettings,
+    sink: &mut dyn RecordSink,
+) -> Result<flows::RunReport> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use nettrail_agent::flows::live::{LiveInterface, LiveOptions};
+
+    let interfaces: Vec<LiveInterface> = args
+        .interface
+        .iter()
+        .enumerate()
+        .map(|(n, device)| {
+            let mut identity = settings.identity_of(n as u32);
+            identity.interface_id = identity.interface_id.replace("{device}", device);
+            LiveInterface {
+                device: device.clone(),
+                identity,
+            }
+        })
+        .collect();
+    let options = LiveOptions {
+        filter: args.filter.clone(),
+        reject_nflog_group: args.reject_nflog_group,
+        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+        ..LiveOptions::default()
+    };
+    // SIGINT or SIGTERM: write the open windows and stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal handler")?;
+        std::thread::spawn(move || {
+            runtime.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    tracing::info!(interfaces = ?args.interface, "capturing");
+    Ok(nettrail_agent::flows::live::run_live(
+        &interfaces,
+        settings,
+        &options,
+        sink,
+        stop,
+    )?)
+}
+
+#[cfg(not(feature = "live-capture"))]
+fn run_live(
+    _args: &FlowsArgs,
+    _settings: &FlowSettings,
+    _sink: &mut dyn RecordSink,
+) -> Result<flows::RunReport> {
+    bail!(
+        "this nettrail was built without live capture: install libpcap-dev and build with --features live-capture"
+    )
 }

@@ -34,6 +34,9 @@ pub enum LinkType {
     Ipv4,
     /// Raw IPv6.
     Ipv6,
+    /// Linux NFLOG (netfilter `log group N`): a header, then TLVs, one of them the
+    /// packet.
+    Nflog,
 }
 
 impl LinkType {
@@ -48,6 +51,7 @@ impl LinkType {
             113 => LinkType::LinuxSll,
             228 => LinkType::Ipv4,
             229 => LinkType::Ipv6,
+            239 => LinkType::Nflog,
             276 => LinkType::LinuxSll2,
             _ => return None,
         })
@@ -125,7 +129,62 @@ fn ip_offset(link: LinkType, data: &[u8]) -> Result<usize, Skip> {
             };
             ppp(data, start)
         }
+        LinkType::Nflog => nflog_tlvs(data)
+            .find(|(kind, _, _)| *kind == NFULA_PAYLOAD)
+            .map(|(_, at, _)| at)
+            .ok_or(Skip::NotIp),
     }
+}
+
+const NFULA_TIMESTAMP: u16 = 3;
+const NFULA_IFINDEX_INDEV: u16 = 4;
+const NFULA_IFINDEX_OUTDEV: u16 = 5;
+const NFULA_PAYLOAD: u16 = 9;
+
+/// The TLVs of an NFLOG frame: (type, value offset, value length). Lengths and types
+/// are in the capturing host's byte order; values are padded to 4 bytes.
+fn nflog_tlvs(data: &[u8]) -> impl Iterator<Item = (u16, usize, usize)> + '_ {
+    let mut at = 4;
+    std::iter::from_fn(move || {
+        let header = data.get(at..at + 4)?;
+        let len = usize::from(u16::from_ne_bytes([header[0], header[1]]));
+        let kind = u16::from_ne_bytes([header[2], header[3]]) & 0x7fff;
+        if len < 4 || at + len > data.len() {
+            return None;
+        }
+        let item = (kind, at + 4, len - 4);
+        at += (len + 3) & !3;
+        Some(item)
+    })
+}
+
+/// The kernel's timestamp of the packet in an NFLOG frame, Unix microseconds: the
+/// same clock as the interface capture's, whereas the frame reaches the reader only
+/// when netlink flushes its batch (up to a second later).
+pub fn nflog_timestamp(data: &[u8]) -> Option<i64> {
+    let (_, at, _) =
+        nflog_tlvs(data).find(|(kind, _, len)| *kind == NFULA_TIMESTAMP && *len >= 16)?;
+    let seconds = i64::from_be_bytes(data[at..at + 8].try_into().ok()?);
+    let micros = i64::from_be_bytes(data[at + 8..at + 16].try_into().ok()?);
+    Some(seconds * 1_000_000 + micros)
+}
+
+/// The input and output interface indexes of an NFLOG frame (a packet dropped on
+/// input has the first, one dropped on output the second).
+pub fn nflog_devices(data: &[u8]) -> (Option<u32>, Option<u32>) {
+    let mut devices = (None, None);
+    for (kind, at, len) in nflog_tlvs(data) {
+        if len < 4 {
+            continue;
+        }
+        let index = u32::from_be_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+        match kind {
+            NFULA_IFINDEX_INDEV => devices.0 = Some(index),
+            NFULA_IFINDEX_OUTDEV => devices.1 = Some(index),
+            _ => {}
+        }
+    }
+    devices
 }
 
 /// Ethernet from `at`: MAC addresses, then an ethertype or an 802.3 length.
@@ -413,6 +472,32 @@ mod tests {
         let arp = ethernet_frame(&[], 0x0806, &[0; 28]);
         assert_eq!(decode(LinkType::Ethernet, &arp), Err(Skip::NotIp));
         assert_eq!(decode(LinkType::Raw, &[0x45, 0]), Err(Skip::Malformed));
+    }
+
+    #[test]
+    fn nflog_frames_carry_the_packet_and_the_devices() {
+        let ip = ipv4_tcp(0x02, 40, 0);
+        let mut frame = vec![2, 0, 0, 5];
+        let tlv = |kind: u16, value: &[u8]| {
+            let mut t = ((value.len() + 4) as u16).to_ne_bytes().to_vec();
+            t.extend(kind.to_ne_bytes());
+            t.extend(value);
+            while !t.len().is_multiple_of(4) {
+                t.push(0);
+            }
+            t
+        };
+        frame.extend(tlv(1, &[8, 0, 1, 0]));
+        frame.extend(tlv(4, &7u32.to_be_bytes()));
+        let mut ts = 1_795_000_000i64.to_be_bytes().to_vec();
+        ts.extend(250_000i64.to_be_bytes());
+        frame.extend(tlv(3, &ts));
+        frame.extend(tlv(10, b"drop\0"));
+        frame.extend(tlv(9, &ip));
+        let meta = decode(LinkType::Nflog, &frame).unwrap();
+        assert_eq!((meta.dst_port, meta.tcp_flags), (50000, 2));
+        assert_eq!(nflog_devices(&frame), (Some(7), None));
+        assert_eq!(nflog_timestamp(&frame), Some(1_795_000_000_250_000));
     }
 
     #[test]

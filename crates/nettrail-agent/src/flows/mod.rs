@@ -9,6 +9,8 @@
 //! out-of-order captures still count each flow once), and every window at the end.
 
 pub mod decode;
+#[cfg(feature = "live-capture")]
+pub mod live;
 pub mod pcap_file;
 pub mod records;
 pub mod sink;

@@ -92,11 +92,20 @@ pub struct TableCounters {
     pub windows_closed: u64,
 }
 
+/// One capture window.
+#[derive(Default)]
+struct Window {
+    flows: FxHashMap<FlowKey, FlowStats>,
+    /// Packets and bytes to take off accepted flows at close: packets the firewall
+    /// dropped on input, which the capture saw (and counted as accepted) first.
+    debits: FxHashMap<FlowKey, (u64, u64)>,
+}
+
 /// Flows being counted.
 pub struct FlowTable {
     interval: i64,
     max_flows: usize,
-    windows: BTreeMap<i64, FxHashMap<FlowKey, FlowStats>>,
+    windows: BTreeMap<i64, Window>,
     live: usize,
     counters: TableCounters,
 }
@@ -143,7 +152,7 @@ impl FlowTable {
             dst_port: packet.dst_port,
             protocol: packet.protocol,
         };
-        let flows = self.windows.entry(window).or_default();
+        let flows = &mut self.windows.entry(window).or_default().flows;
         if let Some(stats) = flows.get_mut(&key) {
             stats.packets += 1;
             stats.bytes += u64::from(packet.bytes);
@@ -177,6 +186,40 @@ impl FlowTable {
         Some(closed)
     }
 
+    /// Counts a packet the host firewall dropped (a REJECT), and when the capture saw
+    /// it too (`seen_as_accepted`: dropped on input, after the capture point), takes it
+    /// off the accepted flow of the same 5-tuple when the window closes.
+    pub fn add_rejected(
+        &mut self,
+        interface: u32,
+        packet: &PacketMeta,
+        ts_us: i64,
+        seen_as_accepted: bool,
+    ) -> Option<ClosedWindow> {
+        if seen_as_accepted {
+            let window = self.window_of(ts_us.div_euclid(1_000_000));
+            let accepted = FlowKey {
+                interface,
+                action: Action::Accept,
+                src: packet.src,
+                dst: packet.dst,
+                src_port: packet.src_port,
+                dst_port: packet.dst_port,
+                protocol: packet.protocol,
+            };
+            let debit = self
+                .windows
+                .entry(window)
+                .or_default()
+                .debits
+                .entry(accepted)
+                .or_default();
+            debit.0 += 1;
+            debit.1 += u64::from(packet.bytes);
+        }
+        self.add(interface, Action::Reject, packet, ts_us)
+    }
+
     /// Closes every window that ends at or before `seconds` (Unix), oldest first.
     pub fn close_until(&mut self, seconds: i64) -> Vec<ClosedWindow> {
         let mut closed = Vec::new();
@@ -205,9 +248,18 @@ impl FlowTable {
     }
 
     fn close(&mut self, start: i64, early: bool) -> ClosedWindow {
-        let flows = self.windows.remove(&start).unwrap_or_default();
+        let Window { mut flows, debits } = self.windows.remove(&start).unwrap_or_default();
         self.live -= flows.len();
         self.counters.windows_closed += 1;
+        for (key, (packets, bytes)) in debits {
+            if let Some(stats) = flows.get_mut(&key) {
+                stats.packets = stats.packets.saturating_sub(packets);
+                stats.bytes = stats.bytes.saturating_sub(bytes);
+                if stats.packets == 0 {
+                    flows.remove(&key);
+                }
+            }
+        }
         let mut flows: Vec<(FlowKey, FlowStats)> = flows.into_iter().collect();
         flows.sort_unstable_by_key(|(key, stats)| (stats.first_us, *key));
         ClosedWindow {
@@ -284,5 +336,28 @@ mod tests {
         assert_eq!((early.start, early.flows.len()), (T, 3));
         assert_eq!(table.live_flows(), 1);
         assert_eq!(table.counters().early_flushed_flows, 3);
+    }
+
+    #[test]
+    fn a_packet_dropped_on_input_is_a_reject_not_an_accept() {
+        let mut table = FlowTable::new(60, 100);
+        let p = packet("10.0.0.1", "10.0.0.2", 9999, 40, 0);
+        let ok = packet("10.0.0.1", "10.0.0.2", 53, 40, 0);
+        for i in 0..3 {
+            table.add(0, Action::Accept, &p, T * 1_000_000 + i);
+        }
+        table.add(0, Action::Accept, &ok, T * 1_000_000);
+        // Two of the three were dropped on input; the firewall's word may come first.
+        table.add_rejected(0, &p, T * 1_000_000 + 1, true);
+        table.add_rejected(0, &p, T * 1_000_000 + 2, true);
+        let closed = table.close_all();
+        let got: Vec<(Action, u16, u64)> = closed[0]
+            .flows
+            .iter()
+            .map(|(k, s)| (k.action, k.dst_port, s.packets))
+            .collect();
+        assert!(got.contains(&(Action::Accept, 9999, 1)), "{got:?}");
+        assert!(got.contains(&(Action::Reject, 9999, 2)), "{got:?}");
+        assert!(got.contains(&(Action::Accept, 53, 1)), "{got:?}");
     }
 }
