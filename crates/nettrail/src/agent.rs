@@ -150,7 +150,12 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
         },
     };
     let mut sink: Box<dyn RecordSink> = if args.destination == "-" {
-        Box::new(TextSink::new(std::io::stdout().lock(), format.clone())?)
+        // Stdout is line-buffered: a buffer in front of it makes a window's records a
+        // few writes rather than one per record (the sink flushes at each window).
+        Box::new(TextSink::new(
+            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
+            format.clone(),
+        )?)
     } else if let Some(path) = args.destination.strip_prefix("dir:") {
         let file_format = match args.file_format.as_str() {
             "plain-text" => FileFormat::PlainText,

@@ -404,6 +404,8 @@ fn aggregate(
                     &mut report,
                 )?;
             }
+            // Records leave when their window closes, not when a buffer fills.
+            sink.flush()?;
             skipped.retain(|(start, _)| *start >= end);
             next_close = end;
         }
@@ -452,7 +454,10 @@ fn write_closed(
     sink: &mut dyn RecordSink,
     report: &mut RunReport,
 ) -> Result<(), SinkError> {
-    let mut records = maker.window(&window, identities);
+    for chunk in window.flows.chunks(super::RECORD_CHUNK) {
+        report.records += sink.write_flows(maker, chunk, identities)?;
+    }
+    let mut records = Vec::new();
     for (n, who) in identities.iter().enumerate() {
         let n = n as u32;
         if skipped.contains(&(window.start, n)) {

@@ -26,6 +26,9 @@ use records::{InterfaceIdentity, RecordMaker};
 use sink::{RecordSink, SinkError};
 use table::{Action, ClosedWindow, FlowTable, TableCounters};
 
+/// Records made and written at a time.
+pub(crate) const RECORD_CHUNK: usize = 8192;
+
 /// What an agent run needs besides its input and destination.
 #[derive(Debug, Clone)]
 pub struct FlowSettings {
@@ -180,9 +183,9 @@ fn write_windows(
     report: &mut RunReport,
 ) -> Result<(), SinkError> {
     for window in pending.drain(..) {
-        let records = maker.window(&window, identities);
-        report.records += records.len() as u64;
-        sink.write(&records)?;
+        for chunk in window.flows.chunks(RECORD_CHUNK) {
+            report.records += sink.write_flows(maker, chunk, identities)?;
+        }
     }
     Ok(())
 }

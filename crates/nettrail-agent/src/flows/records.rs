@@ -46,13 +46,6 @@ pub struct RecordMaker {
     interval: i64,
 }
 
-fn text(value: &Option<String>) -> FieldValue {
-    match value {
-        Some(v) if !v.is_empty() && v != "-" => FieldValue::Text(v.clone()),
-        _ => FieldValue::Missing,
-    }
-}
-
 impl RecordMaker {
     /// Records of `format`, keeping only flows `traffic_type` captures, for windows of
     /// `interval` seconds.
@@ -75,10 +68,19 @@ impl RecordMaker {
         window: &ClosedWindow,
         identities: &[InterfaceIdentity],
     ) -> Vec<InterfaceRecord> {
-        window
-            .flows
+        self.flows(&window.flows, identities)
+    }
+
+    /// The records of some flows of a window (a window's records are made a chunk at a
+    /// time, so that a window of a million flows does not hold a million records).
+    pub fn flows(
+        &self,
+        flows: &[(FlowKey, FlowStats)],
+        identities: &[InterfaceIdentity],
+    ) -> Vec<InterfaceRecord> {
+        flows
             .iter()
-            .filter(|(key, _)| self.traffic_type.captures(Some(key.action.as_str())))
+            .filter(|(key, _)| self.keeps(key.action))
             .map(|(key, stats)| InterfaceRecord {
                 interface: key.interface,
                 record: self.flow(key, stats, identity(identities, key.interface)),
@@ -88,38 +90,90 @@ impl RecordMaker {
 
     /// The record of one flow.
     pub fn flow(&self, key: &FlowKey, stats: &FlowStats, who: &InterfaceIdentity) -> FlowRecord {
-        let v6 = key.src.is_ipv6();
-        let direction = if who.addresses.contains(&key.dst) {
-            FieldValue::Text("ingress".into())
-        } else if who.addresses.contains(&key.src) {
-            FieldValue::Text("egress".into())
-        } else {
-            FieldValue::Missing
-        };
-        let values = self
-            .format
-            .fields()
-            .iter()
-            .map(|&field| match field {
-                Field::VERSION => FieldValue::Int(i64::from(self.format.version())),
-                Field::SRCADDR | Field::PKT_SRCADDR => FieldValue::Text(key.src.to_string()),
-                Field::DSTADDR | Field::PKT_DSTADDR => FieldValue::Text(key.dst.to_string()),
-                Field::SRCPORT => FieldValue::Int(i64::from(key.src_port)),
-                Field::DSTPORT => FieldValue::Int(i64::from(key.dst_port)),
-                Field::PROTOCOL => FieldValue::Int(i64::from(key.protocol)),
-                Field::PACKETS => FieldValue::Int(stats.packets as i64),
-                Field::BYTES => FieldValue::Int(stats.bytes as i64),
-                Field::START => FieldValue::Int(stats.first_us.div_euclid(1_000_000)),
-                Field::END => FieldValue::Int(stats.last_us.div_euclid(1_000_000)),
-                Field::ACTION => FieldValue::Text(key.action.as_str().into()),
-                Field::LOG_STATUS => FieldValue::Text("OK".into()),
-                Field::TCP_FLAGS => FieldValue::Int(i64::from(stats.tcp_flags)),
-                Field::TYPE => FieldValue::Text(if v6 { "IPv6" } else { "IPv4" }.into()),
-                Field::FLOW_DIRECTION => direction.clone(),
-                other => self.identity_value(other, who),
+        let mut values = Vec::with_capacity(self.format.len());
+        self.flow_values(key, stats, who, |value| {
+            values.push(match value {
+                Value::Int(v) => FieldValue::Int(v),
+                Value::Text(t) => FieldValue::Text(t.to_owned()),
+                Value::Ip(ip) => FieldValue::Text(ip.to_string()),
+                Value::Missing => FieldValue::Missing,
             })
-            .collect();
+        });
         FlowRecord { values }
+    }
+
+    /// Appends the text line of one flow's record (no newline) to `out`: the same as
+    /// writing [`RecordMaker::flow`]'s record, without building it (the hot path of
+    /// text output).
+    pub fn write_flow_line(
+        &self,
+        key: &FlowKey,
+        stats: &FlowStats,
+        who: &InterfaceIdentity,
+        out: &mut String,
+    ) {
+        let mut first = true;
+        self.flow_values(key, stats, who, |value| {
+            if !first {
+                out.push(' ');
+            }
+            first = false;
+            match value {
+                Value::Int(v) => push_int(out, v),
+                Value::Text(t) => out.push_str(t),
+                Value::Ip(IpAddr::V4(ip)) => {
+                    let [a, b, c, d] = ip.octets();
+                    for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                        if i > 0 {
+                            out.push('.');
+                        }
+                        push_int(out, i64::from(octet));
+                    }
+                }
+                Value::Ip(ip) => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "{ip}");
+                }
+                Value::Missing => out.push('-'),
+            }
+        });
+    }
+
+    /// Whether records of flows with `action` are kept (the traffic type).
+    pub fn keeps(&self, action: super::table::Action) -> bool {
+        self.traffic_type.captures(Some(action.as_str()))
+    }
+
+    /// Every field's value of one flow's record, in the format's order: the one place
+    /// that says what capture puts in each field.
+    fn flow_values(
+        &self,
+        key: &FlowKey,
+        stats: &FlowStats,
+        who: &InterfaceIdentity,
+        mut emit: impl FnMut(Value<'_>),
+    ) {
+        for &field in self.format.fields() {
+            emit(match field {
+                Field::VERSION => Value::Int(i64::from(self.format.version())),
+                Field::SRCADDR | Field::PKT_SRCADDR => Value::Ip(key.src),
+                Field::DSTADDR | Field::PKT_DSTADDR => Value::Ip(key.dst),
+                Field::SRCPORT => Value::Int(i64::from(key.src_port)),
+                Field::DSTPORT => Value::Int(i64::from(key.dst_port)),
+                Field::PROTOCOL => Value::Int(i64::from(key.protocol)),
+                Field::PACKETS => Value::Int(stats.packets as i64),
+                Field::BYTES => Value::Int(stats.bytes as i64),
+                Field::START => Value::Int(stats.first_us.div_euclid(1_000_000)),
+                Field::END => Value::Int(stats.last_us.div_euclid(1_000_000)),
+                Field::ACTION => Value::Text(key.action.as_str()),
+                Field::LOG_STATUS => Value::Text("OK"),
+                Field::TCP_FLAGS => Value::Int(i64::from(stats.tcp_flags)),
+                Field::TYPE => Value::Text(if key.src.is_ipv6() { "IPv6" } else { "IPv4" }),
+                Field::FLOW_DIRECTION if who.addresses.contains(&key.dst) => Value::Text("ingress"),
+                Field::FLOW_DIRECTION if who.addresses.contains(&key.src) => Value::Text("egress"),
+                other => identity_field(other, who),
+            });
+        }
     }
 
     /// The NODATA record of an interface that saw no traffic in the window starting
@@ -141,22 +195,61 @@ impl RecordMaker {
     }
 
     fn identity_value(&self, field: Field, who: &InterfaceIdentity) -> FieldValue {
-        match field {
-            Field::ACCOUNT_ID => text(&who.account_id),
-            Field::INTERFACE_ID => FieldValue::Text(who.interface_id.clone()),
-            Field::VPC_ID => text(&who.vpc_id),
-            Field::SUBNET_ID => text(&who.subnet_id),
-            Field::INSTANCE_ID => text(&who.instance_id),
-            Field::REGION => text(&who.region),
-            Field::AZ_ID => text(&who.az_id),
-            // Nothing on a plain host knows the rest (AWS services, sublocations,
-            // ECS, tags, next hops): `-`, as AWS prints what does not apply.
+        match identity_field(field, who) {
+            Value::Text(t) => FieldValue::Text(t.to_owned()),
             _ => FieldValue::Missing,
         }
     }
 }
 
-fn identity(identities: &[InterfaceIdentity], interface: u32) -> &InterfaceIdentity {
+/// A field's value as [`RecordMaker::flow_values`] hands it out.
+enum Value<'a> {
+    Int(i64),
+    Text(&'a str),
+    Ip(IpAddr),
+    Missing,
+}
+
+/// The value of an identity field (`-` for what is not configured, and for what a
+/// plain host cannot know: AWS services, sublocations, ECS, tags, next hops).
+fn identity_field(field: Field, who: &InterfaceIdentity) -> Value<'_> {
+    let configured = match field {
+        Field::INTERFACE_ID => return Value::Text(&who.interface_id),
+        Field::ACCOUNT_ID => &who.account_id,
+        Field::VPC_ID => &who.vpc_id,
+        Field::SUBNET_ID => &who.subnet_id,
+        Field::INSTANCE_ID => &who.instance_id,
+        Field::REGION => &who.region,
+        Field::AZ_ID => &who.az_id,
+        _ => return Value::Missing,
+    };
+    match configured.as_deref() {
+        Some(t) if !t.is_empty() && t != "-" => Value::Text(t),
+        _ => Value::Missing,
+    }
+}
+
+/// Appends a decimal integer without going through `fmt`.
+fn push_int(out: &mut String, value: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = value.unsigned_abs();
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    out.extend(buf[at..].iter().map(|&digit| char::from(digit)));
+}
+
+/// The identity of interface `interface`.
+pub fn identity(identities: &[InterfaceIdentity], interface: u32) -> &InterfaceIdentity {
     static UNKNOWN: std::sync::OnceLock<InterfaceIdentity> = std::sync::OnceLock::new();
     identities.get(interface as usize).unwrap_or_else(|| {
         UNKNOWN.get_or_init(|| InterfaceIdentity {
@@ -211,6 +304,11 @@ mod tests {
                 .record_line(&maker.no_flows(1_418_530_000, &who, "NODATA")),
             "5 - - - - - NODATA"
         );
+        // The text fast path writes what the record writes.
+        let mut line = String::new();
+        let (key, stats) = &windows[0].flows[0];
+        maker.write_flow_line(key, stats, &who, &mut line);
+        assert_eq!(line, maker.format().record_line(&records[0].record));
         // REJECT-only output drops accepted flows.
         let maker = RecordMaker::new(LogFormat::default_vpc(), TrafficType::Reject, 600);
         assert!(maker.window(&windows[0], &[who]).is_empty());

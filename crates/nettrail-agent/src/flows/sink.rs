@@ -18,7 +18,8 @@ use nettrail_formats::flow::s3::{ObjectKey, Rotation, S3Destination};
 use nettrail_formats::flow::{FlowRecord, LogFormat};
 use serde_json::{json, Value};
 
-use super::records::InterfaceRecord;
+use super::records::{identity, InterfaceIdentity, InterfaceRecord, RecordMaker};
+use super::table::{FlowKey, FlowStats};
 
 /// Why records could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,24 @@ fn io_error<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) ->
 pub trait RecordSink {
     /// Writes records (of a closed window, or NODATA/SKIPDATA ones).
     fn write(&mut self, records: &[InterfaceRecord]) -> Result<(), SinkError>;
+    /// Writes the records of `flows` (part of a closed window) that `maker` keeps;
+    /// returns how many. Sinks that write text lines make them without building
+    /// records.
+    fn write_flows(
+        &mut self,
+        maker: &RecordMaker,
+        flows: &[(FlowKey, FlowStats)],
+        identities: &[InterfaceIdentity],
+    ) -> Result<u64, SinkError> {
+        let records = maker.flows(flows, identities);
+        self.write(&records)?;
+        Ok(records.len() as u64)
+    }
+    /// Pushes what was written out of any buffer: live capture calls it once the
+    /// windows that closed are written, so that records leave when their window closes.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Writes out what is buffered (end of input).
     fn finish(&mut self) -> Result<(), SinkError>;
 }
@@ -91,7 +110,40 @@ impl<W: Write> RecordSink for TextSink<W> {
                 .write_all(self.line.as_bytes())
                 .map_err(io_error("writing", Path::new("stdout")))?;
         }
-        // A window's records go out when it closes, not when a buffer fills.
+        Ok(())
+    }
+
+    fn write_flows(
+        &mut self,
+        maker: &RecordMaker,
+        flows: &[(FlowKey, FlowStats)],
+        identities: &[InterfaceIdentity],
+    ) -> Result<u64, SinkError> {
+        let mut written = 0;
+        self.line.clear();
+        for (key, stats) in flows.iter().filter(|(key, _)| maker.keeps(key.action)) {
+            maker.write_flow_line(
+                key,
+                stats,
+                identity(identities, key.interface),
+                &mut self.line,
+            );
+            self.line.push('\n');
+            written += 1;
+            if self.line.len() >= 1 << 16 {
+                self.out
+                    .write_all(self.line.as_bytes())
+                    .map_err(io_error("writing", Path::new("stdout")))?;
+                self.line.clear();
+            }
+        }
+        self.out
+            .write_all(self.line.as_bytes())
+            .map_err(io_error("writing", Path::new("stdout")))?;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
         self.out
             .flush()
             .map_err(io_error("writing", Path::new("stdout")))
