@@ -152,3 +152,65 @@ def test_live_records_match_what_was_sent_with_reject_and_nodata(namespaces, tmp
         assert key not in agent_flows, f"one record per flow and window: {r}"
         agent_flows[key] = [int(r[5]), int(r[6]), int(r[7]), int(r[8]), int(r[9])]
     assert agent_flows == oracle
+
+
+def test_a_config_file_runs_several_flow_logs(namespaces, tmp_path):
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    a, b, vb = namespaces
+    config = tmp_path / "flowlogs.toml"
+    config.write_text(f"""
+[agent]
+reject_nflog_group = 5
+filter = "ip"
+
+[[flow_logs]]
+resource_id = "{vb}"
+traffic_type = "ALL"
+log_destination_type = "s3"
+log_destination = "dir:{tmp_path / 'all'}"
+max_aggregation_interval = {WINDOW}
+interface_id = "eni-0a1b2c3d4e5f60718"
+account_id = "123456789012"
+
+[[flow_logs]]
+resource_id = "{vb}"
+traffic_type = "REJECT"
+log_destination_type = "s3"
+log_destination = "{tmp_path / 'rejects'}"
+log_format = "${{interface-id}} ${{srcaddr}} ${{dstport}} ${{packets}} ${{action}}"
+max_aggregation_interval = {WINDOW}
+interface_id = "eni-0a1b2c3d4e5f60718"
+account_id = "123456789012"
+[flow_logs.destination_options]
+file_format = "parquet"
+hive_compatible_partitions = true
+""")
+    agent = in_ns(b, nettrail_bin(), "agent", "flows", "--config", str(config),
+                  stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "w"))
+    try:
+        time.sleep(3)
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+        sh("ip", "netns", "exec", a, "ping", "-c", "2", "-i", "0.2", "198.18.0.2")
+        sh("ip", "netns", "exec", a, "python3", "-c",
+           "import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+           "for i in range(4): u.sendto(b'x',('198.18.0.2',9999))\n")
+        time.sleep(WINDOW + 4)
+    finally:
+        stop(agent)
+    assert agent.returncode == 0, (tmp_path / "agent.log").read_text()
+    text_files = sorted((tmp_path / "all").rglob("*.log.gz"))
+    assert text_files and all("/AWSLogs/123456789012/vpcflowlogs/" in str(p) for p in text_files)
+    lines = [line for p in text_files for line in gzip.decompress(p.read_bytes()).decode().splitlines()[1:]]
+    ok = [line.split() for line in lines if line.endswith(" OK")]
+    assert any(r[7] == "1" and r[12] == "ACCEPT" and r[8] == "2" for r in ok), ok
+    assert any(r[6] == "9999" and r[12] == "REJECT" and r[8] == "4" for r in ok), ok
+    parquet_files = sorted((tmp_path / "rejects").rglob("*.log.parquet"))
+    assert parquet_files and all("aws-account-id=123456789012" in str(p) for p in parquet_files)
+    rows = [row for p in parquet_files for row in pq.read_table(p).to_pylist()]
+    # NODATA rows (a window without any traffic) have no action; nothing is ACCEPT.
+    rows = [r for r in rows if r["action"] is not None]
+    assert [(r["interface_id"], r["srcaddr"], r["dstport"], r["packets"], r["action"]) for r in rows] == [
+        ("eni-0a1b2c3d4e5f60718", "198.18.0.1", 9999, 4, "REJECT")]

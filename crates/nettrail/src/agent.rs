@@ -12,13 +12,18 @@ use nettrail_agent::flows::{self, FlowSettings};
 use nettrail_formats::flow::cloudwatch::TrafficType;
 use nettrail_formats::flow::s3::{FileFormat, Layout, S3Destination};
 use nettrail_formats::flow::LogFormat;
+use serde::Deserialize;
 
 /// `nettrail agent flows` options; names mirror AWS::EC2::FlowLog properties.
 #[derive(clap::Args)]
 pub struct FlowsArgs {
     /// Capture files (pcap or pcapng) or folders of them, read in order.
-    #[arg(long, num_args = 1.., required_unless_present = "interface", conflicts_with = "interface")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["interface", "config"], conflicts_with_all = ["interface", "config"])]
     pub pcap: Vec<PathBuf>,
+    /// Several flow logs, AWS::EC2::FlowLog-shaped, in a TOML file (see
+    /// flowlogs.example.toml): live capture on each one's interface.
+    #[arg(long, conflicts_with = "interface")]
+    pub config: Option<PathBuf>,
     /// Network interfaces to capture on, live, until SIGINT or SIGTERM (needs a build
     /// with `--features live-capture`).
     #[arg(long, num_args = 1..)]
@@ -108,104 +113,336 @@ pub struct FlowsArgs {
     pub json: bool,
 }
 
-/// Runs `nettrail agent flows`.
-pub fn flows(args: FlowsArgs) -> Result<()> {
-    let interval = args.max_aggregation_interval;
+/// One flow log as AWS::EC2::FlowLog describes it (properties in snake case), plus
+/// the identity its records carry. The command line makes one; `--config` many.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowLogSpec {
+    /// `NetworkInterface` (the only kind a host has).
+    #[serde(default = "network_interface")]
+    pub resource_type: String,
+    /// The interface: a device name (`eth0`).
+    #[serde(default)]
+    pub resource_id: String,
+    /// ACCEPT, REJECT or ALL.
+    #[serde(default = "all")]
+    pub traffic_type: String,
+    /// `cloud-watch-logs`, `s3` or `stdout`.
+    pub log_destination_type: String,
+    /// A log group name (or its ARN) for `cloud-watch-logs`; a folder (or `dir:PATH`)
+    /// for `s3`; nothing for `stdout`.
+    #[serde(default)]
+    pub log_destination: String,
+    /// The record format [default: AWS's default format].
+    #[serde(default)]
+    pub log_format: Option<String>,
+    /// 60 or 600 seconds.
+    #[serde(default = "six_hundred")]
+    pub max_aggregation_interval: i64,
+    /// File format and partitions of `s3` destinations.
+    #[serde(default)]
+    pub destination_options: DestinationOptions,
+    /// The flow log id in file names.
+    #[serde(default = "default_flow_log_id")]
+    pub flow_log_id: String,
+    /// Flows held at most.
+    #[serde(default = "million")]
+    pub max_flows: usize,
+    /// `interface-id` [default: the device name].
+    #[serde(default)]
+    pub interface_id: Option<String>,
+    /// `account-id`.
+    #[serde(default)]
+    pub account_id: Option<String>,
+    /// `vpc-id`.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    /// `subnet-id`.
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+    /// `instance-id`.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// `region`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `az-id`.
+    #[serde(default)]
+    pub az_id: Option<String>,
+    /// The interface's own addresses, for `flow-direction`.
+    #[serde(default)]
+    pub interface_addresses: Vec<IpAddr>,
+}
+
+/// `DestinationOptions` of an S3 flow log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationOptions {
+    /// `plain-text` or `parquet`.
+    #[serde(default)]
+    pub file_format: Option<String>,
+    /// Hive-compatible partition folders.
+    #[serde(default)]
+    pub hive_compatible_partitions: bool,
+    /// A folder per hour.
+    #[serde(default)]
+    pub per_hour_partition: bool,
+}
+
+fn network_interface() -> String {
+    "NetworkInterface".into()
+}
+fn all() -> String {
+    "ALL".into()
+}
+fn six_hundred() -> i64 {
+    600
+}
+fn million() -> usize {
+    1_000_000
+}
+fn default_flow_log_id() -> String {
+    "fl-0nettrail0agent".into()
+}
+
+/// A `--config` file: what every flow log shares, and the flow logs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentConfig {
+    #[serde(default)]
+    agent: SharedSettings,
+    flow_logs: Vec<FlowLogSpec>,
+}
+
+/// What every flow log of a config shares.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedSettings {
+    endpoint_url: Option<String>,
+    profile: Option<String>,
+    spool_dir: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    reject_nflog_group: Option<u16>,
+    filter: Option<String>,
+    stats_interval: Option<u64>,
+}
+
+impl FlowsArgs {
+    /// The flow log the command line describes.
+    fn spec(&self) -> Result<FlowLogSpec> {
+        let (log_destination_type, log_destination) = if self.destination == "-" {
+            ("stdout", String::new())
+        } else if let Some(path) = self.destination.strip_prefix("dir:") {
+            ("s3", path.to_owned())
+        } else if let Some(group) = self.destination.strip_prefix("logs:") {
+            ("cloud-watch-logs", group.to_owned())
+        } else {
+            bail!(
+                "--destination {:?}: use -, logs:GROUP or dir:PATH",
+                self.destination
+            );
+        };
+        Ok(FlowLogSpec {
+            resource_type: network_interface(),
+            resource_id: self.interface.first().cloned().unwrap_or_default(),
+            traffic_type: self.traffic_type.as_str().to_owned(),
+            log_destination_type: log_destination_type.into(),
+            log_destination,
+            log_format: self.log_format.clone(),
+            max_aggregation_interval: self.max_aggregation_interval,
+            destination_options: DestinationOptions {
+                file_format: Some(self.file_format.clone()),
+                hive_compatible_partitions: self.hive_compatible_partitions,
+                per_hour_partition: self.per_hour_partition,
+            },
+            flow_log_id: self.flow_log_id.clone(),
+            max_flows: self.max_flows,
+            interface_id: self.interface_id.clone(),
+            account_id: self.account_id.clone(),
+            vpc_id: self.vpc_id.clone(),
+            subnet_id: self.subnet_id.clone(),
+            instance_id: self.instance_id.clone(),
+            region: self.region.clone(),
+            az_id: self.az_id.clone(),
+            interface_addresses: self.interface_address.clone(),
+        })
+    }
+}
+
+/// Where clients and spools of `cloud-watch-logs` destinations point.
+struct Shipping {
+    endpoint_url: String,
+    profile: Option<String>,
+    spool_dir: PathBuf,
+    spool_max_bytes: u64,
+    drain_timeout: Duration,
+}
+
+/// The settings of a flow log, with `default_interface_id` when it names none.
+fn settings_of(spec: &FlowLogSpec, default_interface_id: &str) -> Result<FlowSettings> {
+    let interval = spec.max_aggregation_interval;
     if interval != 60 && interval != 600 {
         // AWS takes 60 or 600; shorter windows are for trying things out and tests.
         if interval < 5 || 3600 % interval != 0 {
-            bail!("--max-aggregation-interval must be 60 or 600 (seconds), not {interval}");
+            bail!("max aggregation interval must be 60 or 600 (seconds), not {interval}");
         }
         tracing::warn!(
             interval,
             "aggregation interval other than AWS's 60 or 600 seconds"
         );
     }
-    let live = !args.interface.is_empty();
-    let interface_id = args.interface_id.clone().unwrap_or_else(|| {
-        if live {
-            "{device}".into()
-        } else {
-            flows::DEFAULT_FILE_INTERFACE_ID.into()
-        }
-    });
-    let format = match &args.log_format {
-        Some(spec) => LogFormat::parse(spec).context("--log-format")?,
+    if spec.resource_type != "NetworkInterface" {
+        bail!(
+            "resource_type {:?}: a host's flow logs are of NetworkInterface resources",
+            spec.resource_type
+        );
+    }
+    let format = match &spec.log_format {
+        Some(format) => LogFormat::parse(format).context("log format")?,
         None => LogFormat::default_vpc(),
     };
-    let settings = FlowSettings {
-        format: format.clone(),
-        traffic_type: args.traffic_type,
-        interval: args.max_aggregation_interval,
-        max_flows: args.max_flows,
+    let traffic_type = crate::parse_traffic_type(&spec.traffic_type).map_err(anyhow::Error::msg)?;
+    Ok(FlowSettings {
+        format,
+        traffic_type,
+        interval,
+        max_flows: spec.max_flows,
         identity: InterfaceIdentity {
-            interface_id: interface_id.clone(),
-            account_id: args.account_id.clone(),
-            vpc_id: args.vpc_id.clone(),
-            subnet_id: args.subnet_id.clone(),
-            instance_id: args.instance_id.clone(),
-            region: args.region.clone(),
-            az_id: args.az_id.clone(),
-            addresses: args.interface_address.clone(),
-        },
-    };
-    let mut sink: Box<dyn RecordSink> = if args.destination == "-" {
-        // Stdout is line-buffered: a buffer in front of it makes a window's records a
-        // few writes rather than one per record (the sink flushes at each window).
-        Box::new(TextSink::new(
-            std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock()),
-            format.clone(),
-        )?)
-    } else if let Some(path) = args.destination.strip_prefix("dir:") {
-        let file_format = match args.file_format.as_str() {
-            "plain-text" => FileFormat::PlainText,
-            "parquet" => FileFormat::Parquet,
-            other => bail!("--file-format must be plain-text or parquet, not {other:?}"),
-        };
-        let destination = S3Destination {
-            prefix: String::new(),
-            account_id: args
-                .account_id
+            interface_id: spec
+                .interface_id
                 .clone()
-                .unwrap_or_else(|| "000000000000".into()),
-            region: args.region.clone().unwrap_or_else(|| "us-east-1".into()),
-            layout: Layout {
-                hive_compatible_partitions: args.hive_compatible_partitions,
-                per_hour_partition: args.per_hour_partition,
-            },
-            flow_log_id: args.flow_log_id.clone(),
-            file_format,
-        };
-        Box::new(FolderSink::new(
-            &PathBuf::from(path),
-            destination,
-            format.clone(),
-        ))
-    } else if let Some(group) = args.destination.strip_prefix("logs:") {
-        // Few attempts per call: a batch the server does not take goes to the spool
-        // and is sent again later, rather than holding the capture up.
-        let client =
-            nettrail_client::Client::from_environment(&args.endpoint_url, args.profile.as_deref())
-                .map_err(|e| anyhow::anyhow!(e))?
-                .with_attempts(2);
-        Box::new(LogsSink::new(
-            client,
-            group,
-            format.clone(),
-            args.traffic_type,
-            &interface_id,
-            &args.spool_dir,
-            args.spool_max_bytes,
-            Duration::from_secs(args.drain_timeout),
-        )?)
+                .unwrap_or_else(|| default_interface_id.to_owned()),
+            account_id: spec.account_id.clone(),
+            vpc_id: spec.vpc_id.clone(),
+            subnet_id: spec.subnet_id.clone(),
+            instance_id: spec.instance_id.clone(),
+            region: spec.region.clone(),
+            az_id: spec.az_id.clone(),
+            addresses: spec.interface_addresses.clone(),
+        },
+    })
+}
+
+/// The destination of a flow log. `spool_name` keeps the spools of several flow logs
+/// apart.
+fn sink_of(
+    spec: &FlowLogSpec,
+    settings: &FlowSettings,
+    shipping: &Shipping,
+    spool_name: &str,
+) -> Result<Box<dyn RecordSink>> {
+    let format = settings.format.clone();
+    Ok(match spec.log_destination_type.as_str() {
+        "stdout" => {
+            // Stdout is line-buffered: a buffer in front of it makes a window's records
+            // a few writes rather than one per record.
+            Box::new(TextSink::new(
+                std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+                format,
+            )?)
+        }
+        "s3" => {
+            let path = spec
+                .log_destination
+                .strip_prefix("dir:")
+                .unwrap_or(&spec.log_destination);
+            if path.is_empty() || path.starts_with("arn:") || path.starts_with("s3://") {
+                bail!(
+                    "s3 destination {:?}: nettrail writes AWS's S3 layout into a local folder (dir:PATH); upload it with your S3 tooling",
+                    spec.log_destination
+                );
+            }
+            let file_format = match spec.destination_options.file_format.as_deref() {
+                None | Some("plain-text") => FileFormat::PlainText,
+                Some("parquet") => FileFormat::Parquet,
+                Some(other) => bail!("file format must be plain-text or parquet, not {other:?}"),
+            };
+            let destination = S3Destination {
+                prefix: String::new(),
+                account_id: spec
+                    .account_id
+                    .clone()
+                    .unwrap_or_else(|| "000000000000".into()),
+                region: spec.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                layout: Layout {
+                    hive_compatible_partitions: spec.destination_options.hive_compatible_partitions,
+                    per_hour_partition: spec.destination_options.per_hour_partition,
+                },
+                flow_log_id: spec.flow_log_id.clone(),
+                file_format,
+            };
+            Box::new(FolderSink::new(&PathBuf::from(path), destination, format))
+        }
+        "cloud-watch-logs" => {
+            // A log group ARN names its group after `:log-group:`.
+            let group = match spec.log_destination.split_once(":log-group:") {
+                Some((_, rest)) => rest.trim_end_matches(":*"),
+                None => spec.log_destination.as_str(),
+            };
+            if group.is_empty() {
+                bail!("a cloud-watch-logs flow log needs its log group in log_destination");
+            }
+            // Few attempts per call: a batch the server does not take goes to the spool
+            // and is sent again later, rather than holding the capture up.
+            let client = nettrail_client::Client::from_environment(
+                &shipping.endpoint_url,
+                shipping.profile.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?
+            .with_attempts(2);
+            Box::new(LogsSink::new(
+                client,
+                group,
+                format,
+                settings.traffic_type,
+                &settings.identity.interface_id,
+                &shipping.spool_dir.join(spool_name),
+                shipping.spool_max_bytes,
+                shipping.drain_timeout,
+            )?)
+        }
+        other => bail!("log destination type {other:?}: use cloud-watch-logs, s3 or stdout"),
+    })
+}
+
+/// Runs `nettrail agent flows`.
+pub fn flows(args: FlowsArgs) -> Result<()> {
+    if let Some(path) = &args.config {
+        return run_config(&args, path);
+    }
+    let live = !args.interface.is_empty();
+    let spec = args.spec()?;
+    let default_id = if live {
+        "{device}"
     } else {
-        bail!(
-            "--destination {:?}: use -, logs:GROUP or dir:PATH",
-            args.destination
-        );
+        flows::DEFAULT_FILE_INTERFACE_ID
     };
+    let settings = settings_of(&spec, default_id)?;
+    let shipping = Shipping {
+        endpoint_url: args.endpoint_url.clone(),
+        profile: args.profile.clone(),
+        spool_dir: args.spool_dir.clone(),
+        spool_max_bytes: args.spool_max_bytes,
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+    };
+    // One flow log's spool is the spool folder itself (what earlier runs left there
+    // goes first).
+    let mut sink = sink_of(&spec, &settings, &shipping, "")?;
     let report = if live {
-        run_live(&args, &settings, sink.as_mut())?
+        let interfaces = args
+            .interface
+            .iter()
+            .enumerate()
+            .map(|(n, device)| live_interface(&settings, n as u32, device))
+            .collect();
+        let options = live_options(
+            args.filter.clone(),
+            args.reject_nflog_group,
+            args.stats_interval,
+        );
+        run_live(vec![(interfaces, settings, sink)], options)?
+            .pop()
+            .unwrap_or_default()
     } else {
         let files = flows::capture_files(&args.pcap).context("listing --pcap folders")?;
         if files.is_empty() {
@@ -249,34 +486,116 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
     Ok(())
 }
 
+/// The identity of live interface `n` on `device`.
+fn live_interface(settings: &FlowSettings, n: u32, device: &str) -> LiveInterfaceSpec {
+    let mut identity = settings.identity_of(n);
+    identity.interface_id = identity.interface_id.replace("{device}", device);
+    LiveInterfaceSpec {
+        device: device.to_owned(),
+        identity,
+    }
+}
+
+/// An interface to capture on, and who it is.
+#[cfg_attr(not(feature = "live-capture"), allow(dead_code))]
+pub struct LiveInterfaceSpec {
+    device: String,
+    identity: InterfaceIdentity,
+}
+
+/// Capture options shared by every flow log of a run.
+#[cfg_attr(not(feature = "live-capture"), allow(dead_code))]
+pub struct LiveOptionsSpec {
+    filter: Option<String>,
+    reject_nflog_group: Option<u16>,
+    stats_interval: u64,
+}
+
+fn live_options(
+    filter: Option<String>,
+    reject_nflog_group: Option<u16>,
+    stats_interval: u64,
+) -> LiveOptionsSpec {
+    LiveOptionsSpec {
+        filter,
+        reject_nflog_group,
+        stats_interval,
+    }
+}
+
+/// Runs the flow logs of a `--config` file, live, until SIGINT or SIGTERM.
+fn run_config(args: &FlowsArgs, path: &std::path::Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let config: AgentConfig = toml::from_str(&text)
+        .with_context(|| format!("{} is not a flow log configuration", path.display()))?;
+    if config.flow_logs.is_empty() {
+        bail!("{} has no [[flow_logs]]", path.display());
+    }
+    let shared = &config.agent;
+    let shipping = Shipping {
+        endpoint_url: shared
+            .endpoint_url
+            .clone()
+            .unwrap_or_else(|| args.endpoint_url.clone()),
+        profile: shared.profile.clone().or_else(|| args.profile.clone()),
+        spool_dir: shared
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| args.spool_dir.clone()),
+        spool_max_bytes: shared.spool_max_bytes.unwrap_or(args.spool_max_bytes),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+    };
+    let mut pipelines = Vec::new();
+    let mut stdout_used = false;
+    for (i, spec) in config.flow_logs.iter().enumerate() {
+        let context = || format!("flow log {} ({})", i + 1, spec.resource_id);
+        if spec.resource_id.is_empty() {
+            bail!("{}: resource_id (the interface) is missing", context());
+        }
+        if spec.log_destination_type == "stdout" {
+            if stdout_used {
+                bail!("{}: only one flow log can write to stdout", context());
+            }
+            stdout_used = true;
+        }
+        let settings = settings_of(spec, "{device}").with_context(context)?;
+        let sink = sink_of(spec, &settings, &shipping, &format!("flow-log-{}", i + 1))
+            .with_context(context)?;
+        let interface = live_interface(&settings, 0, &spec.resource_id);
+        pipelines.push((vec![interface], settings, sink));
+    }
+    let options = live_options(
+        shared.filter.clone().or_else(|| args.filter.clone()),
+        shared.reject_nflog_group.or(args.reject_nflog_group),
+        shared.stats_interval.unwrap_or(args.stats_interval),
+    );
+    let reports = run_live(pipelines, options)?;
+    for (spec, report) in config.flow_logs.iter().zip(&reports) {
+        tracing::info!(
+            interface = spec.resource_id,
+            packets = report.frames,
+            flows = report.table.flows,
+            records = report.records,
+            "flow log stopped"
+        );
+    }
+    Ok(())
+}
+
+type Pipeline = (Vec<LiveInterfaceSpec>, FlowSettings, Box<dyn RecordSink>);
+
 #[cfg(feature = "live-capture")]
-fn run_live(
-    args: &FlowsArgs,
-    settings: &FlowSettings,
-    sink: &mut dyn RecordSink,
-) -> Result<flows::RunReport> {
+fn run_live(pipelines: Vec<Pipeline>, options: LiveOptionsSpec) -> Result<Vec<flows::RunReport>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    use nettrail_agent::flows::live::{LiveInterface, LiveOptions};
+    use nettrail_agent::flows::live::{LiveInterface, LiveOptions, LivePipeline};
 
-    let interfaces: Vec<LiveInterface> = args
-        .interface
-        .iter()
-        .enumerate()
-        .map(|(n, device)| {
-            let mut identity = settings.identity_of(n as u32);
-            identity.interface_id = identity.interface_id.replace("{device}", device);
-            LiveInterface {
-                device: device.clone(),
-                identity,
-            }
-        })
-        .collect();
     let options = LiveOptions {
-        filter: args.filter.clone(),
-        reject_nflog_group: args.reject_nflog_group,
-        stats_interval: Duration::from_secs(args.stats_interval.max(1)),
+        filter: options.filter,
+        reject_nflog_group: options.reject_nflog_group,
+        stats_interval: Duration::from_secs(options.stats_interval.max(1)),
         ..LiveOptions::default()
     };
     // SIGINT or SIGTERM: write the open windows and stop.
@@ -300,23 +619,66 @@ fn run_live(
             stop.store(true, Ordering::Relaxed);
         });
     }
-    tracing::info!(interfaces = ?args.interface, "capturing");
-    Ok(nettrail_agent::flows::live::run_live(
-        &interfaces,
-        settings,
-        &options,
-        sink,
-        stop,
+    let mut owned: Vec<(Vec<LiveInterface>, FlowSettings, Box<dyn RecordSink>)> = pipelines
+        .into_iter()
+        .map(|(interfaces, settings, sink)| {
+            let interfaces = interfaces
+                .into_iter()
+                .map(|i| LiveInterface {
+                    device: i.device,
+                    identity: i.identity,
+                })
+                .collect();
+            (interfaces, settings, sink)
+        })
+        .collect();
+    let devices: Vec<&str> = owned
+        .iter()
+        .flat_map(|(i, _, _)| i.iter().map(|i| i.device.as_str()))
+        .collect();
+    tracing::info!(interfaces = ?devices, "capturing");
+    let mut live: Vec<LivePipeline<'_>> = owned
+        .iter_mut()
+        .map(|(interfaces, settings, sink)| LivePipeline {
+            interfaces: interfaces.clone(),
+            settings: settings.clone(),
+            sink: sink.as_mut(),
+        })
+        .collect();
+    Ok(nettrail_agent::flows::live::run_pipelines(
+        &mut live, &options, stop,
     )?)
 }
 
 #[cfg(not(feature = "live-capture"))]
-fn run_live(
-    _args: &FlowsArgs,
-    _settings: &FlowSettings,
-    _sink: &mut dyn RecordSink,
-) -> Result<flows::RunReport> {
+fn run_live(_pipelines: Vec<Pipeline>, _options: LiveOptionsSpec) -> Result<Vec<flows::RunReport>> {
     bail!(
         "this nettrail was built without live capture: install libpcap-dev and build with --features live-capture"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_reads() {
+        let text = include_str!("../../../flowlogs.example.toml");
+        let config: AgentConfig = toml::from_str(text).expect("the example parses");
+        assert_eq!(config.flow_logs.len(), 2);
+        assert_eq!(config.agent.reject_nflog_group, Some(5));
+        for spec in &config.flow_logs {
+            let settings = settings_of(spec, "{device}").expect("valid flow log");
+            assert!(!settings.identity.interface_id.is_empty());
+        }
+        let rejects = settings_of(&config.flow_logs[1], "{device}").unwrap();
+        assert_eq!(rejects.traffic_type, TrafficType::Reject);
+        assert_eq!(rejects.interval, 60);
+        let bad =
+            "[[flow_logs]]\nresource_id = \"eth0\"\nlog_destination_type = \"s3\"\nbogus = 1\n";
+        assert!(
+            toml::from_str::<AgentConfig>(bad).is_err(),
+            "unknown keys are errors"
+        );
+    }
 }

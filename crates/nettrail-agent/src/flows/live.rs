@@ -144,13 +144,15 @@ fn poll_readable(fd: i32) {
 }
 
 /// The capture loop of one handle: `classify` turns a frame into an event.
+#[allow(clippy::too_many_arguments)]
 fn capture_loop(
     mut capture: pcap::Capture<pcap::Active>,
     device: String,
+    pipeline: usize,
     interface: u32,
-    events: SyncSender<CaptureEvent>,
+    events: SyncSender<(usize, CaptureEvent)>,
     stop: Arc<AtomicBool>,
-    classify: impl Fn(&[u8], i64) -> Option<CaptureEvent>,
+    classify: impl Fn(&[u8], i64) -> Option<Vec<(usize, CaptureEvent)>>,
 ) {
     let fd = capture.as_raw_fd();
     let mut dropped = 0u64;
@@ -162,7 +164,7 @@ fn capture_loop(
                 Ok(packet) => {
                     let ts = packet.header.ts;
                     let ts_us = ts.tv_sec * 1_000_000 + ts.tv_usec;
-                    if let Some(event) = classify(packet.data, ts_us) {
+                    for event in classify(packet.data, ts_us).into_iter().flatten() {
                         if events.send(event).is_err() {
                             return;
                         }
@@ -176,10 +178,13 @@ fn capture_loop(
                     break
                 }
                 Err(e) => {
-                    let _ = events.send(CaptureEvent::Failed {
-                        device,
-                        message: e.to_string(),
-                    });
+                    let _ = events.send((
+                        0,
+                        CaptureEvent::Failed {
+                            device,
+                            message: e.to_string(),
+                        },
+                    ));
                     return;
                 }
             }
@@ -189,10 +194,13 @@ fn capture_loop(
             if let Ok(stats) = capture.stats() {
                 let now = u64::from(stats.dropped) + u64::from(stats.if_dropped);
                 if now > dropped {
-                    let _ = events.send(CaptureEvent::Dropped {
-                        interface,
-                        packets: now - dropped,
-                    });
+                    let _ = events.send((
+                        pipeline,
+                        CaptureEvent::Dropped {
+                            interface,
+                            packets: now - dropped,
+                        },
+                    ));
                     dropped = now;
                 }
             }
@@ -208,6 +216,16 @@ fn ifindex(device: &str) -> Option<u32> {
         .ok()
 }
 
+/// One flow log: interfaces, its settings, and where its records go.
+pub struct LivePipeline<'s> {
+    /// The interfaces it captures on.
+    pub interfaces: Vec<LiveInterface>,
+    /// Its format, traffic type, interval and cap.
+    pub settings: FlowSettings,
+    /// Its destination.
+    pub sink: &'s mut dyn RecordSink,
+}
+
 /// Captures on `interfaces` until `stop` is set, writing each window's records to
 /// `sink` when it closes; at the stop, the open windows are written too.
 pub fn run_live(
@@ -217,28 +235,46 @@ pub fn run_live(
     sink: &mut dyn RecordSink,
     stop: Arc<AtomicBool>,
 ) -> Result<RunReport, LiveError> {
-    let (tx, rx) = sync_channel::<CaptureEvent>(1 << 16);
+    let mut pipelines = [LivePipeline {
+        interfaces: interfaces.to_vec(),
+        settings: settings.clone(),
+        sink,
+    }];
+    let mut reports = run_pipelines(&mut pipelines, options, stop)?;
+    Ok(reports.pop().unwrap_or_default())
+}
+
+/// Runs several flow logs at once (each its own captures, windows and destination;
+/// one NFLOG reader for all), until `stop` is set; returns a report per flow log.
+pub fn run_pipelines(
+    pipelines: &mut [LivePipeline<'_>],
+    options: &LiveOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<RunReport>, LiveError> {
+    let (tx, rx) = sync_channel::<(usize, CaptureEvent)>(1 << 16);
     let mut threads = Vec::new();
     // Open everything first, so that a bad device name fails before any capture runs.
     let mut handles = Vec::new();
-    for (n, interface) in interfaces.iter().enumerate() {
-        let capture = open(
-            &interface.device,
-            options,
-            options.snaplen,
-            options.filter.as_deref(),
-        )
-        .map_err(|message| LiveError::Capture {
-            device: interface.device.clone(),
-            message,
-        })?;
-        let link = LinkType::from_pcap(capture.get_datalink().0 as u32).ok_or_else(|| {
-            LiveError::Capture {
+    for (p, pipeline) in pipelines.iter().enumerate() {
+        for (n, interface) in pipeline.interfaces.iter().enumerate() {
+            let capture = open(
+                &interface.device,
+                options,
+                options.snaplen,
+                options.filter.as_deref(),
+            )
+            .map_err(|message| LiveError::Capture {
                 device: interface.device.clone(),
-                message: format!("link type {:?} is not decoded", capture.get_datalink()),
-            }
-        })?;
-        handles.push((n as u32, capture, link));
+                message,
+            })?;
+            let link = LinkType::from_pcap(capture.get_datalink().0 as u32).ok_or_else(|| {
+                LiveError::Capture {
+                    device: interface.device.clone(),
+                    message: format!("link type {:?} is not decoded", capture.get_datalink()),
+                }
+            })?;
+            handles.push((p, n as u32, interface.device.clone(), capture, link));
+        }
     }
     let nflog = match options.reject_nflog_group {
         Some(group) => {
@@ -251,51 +287,69 @@ pub fn run_live(
         }
         None => None,
     };
-    for (n, capture, link) in handles {
+    for (p, n, device, capture, link) in handles {
         let (tx, stop) = (tx.clone(), Arc::clone(&stop));
-        let device = interfaces[n as usize].device.clone();
         threads.push(std::thread::spawn(move || {
-            capture_loop(capture, device, n, tx, stop, |frame, ts_us| {
+            capture_loop(capture, device, p, n, tx, stop, |frame, ts_us| {
                 let meta = decode::decode(link, frame).ok()?;
-                Some(CaptureEvent::Packet {
-                    interface: n,
-                    meta,
-                    ts_us,
-                })
+                Some(vec![(
+                    p,
+                    CaptureEvent::Packet {
+                        interface: n,
+                        meta,
+                        ts_us,
+                    },
+                )])
             })
         }));
     }
     if let Some(capture) = nflog {
-        let indexes: Vec<Option<u32>> = interfaces.iter().map(|i| ifindex(&i.device)).collect();
+        // (pipeline, interface number, ifindex) of every interface.
+        let indexes: Vec<(usize, u32, Option<u32>)> = pipelines
+            .iter()
+            .enumerate()
+            .flat_map(|(p, pipeline)| {
+                pipeline
+                    .interfaces
+                    .iter()
+                    .enumerate()
+                    .map(move |(n, i)| (p, n as u32, ifindex(&i.device)))
+            })
+            .collect();
         let (tx, stop) = (tx.clone(), Arc::clone(&stop));
         let device = format!("nflog:{}", options.reject_nflog_group.unwrap_or_default());
         threads.push(std::thread::spawn(move || {
-            capture_loop(capture, device, u32::MAX, tx, stop, |frame, ts_us| {
+            capture_loop(capture, device, 0, u32::MAX, tx, stop, |frame, ts_us| {
                 let meta = decode::decode(LinkType::Nflog, frame).ok()?;
                 let (input, output) = decode::nflog_devices(frame);
-                let find = |index: Option<u32>| {
-                    index.and_then(|x| indexes.iter().position(|i| *i == Some(x)))
-                };
+                let ts_us = decode::nflog_timestamp(frame).unwrap_or(ts_us);
                 // Dropped on input: the interface's capture saw it arrive. Dropped on
                 // output: it never reached the interface.
-                let (interface, seen_as_accepted) = match (find(input), find(output)) {
-                    (Some(i), _) => (i, true),
-                    (None, Some(o)) => (o, false),
-                    (None, None) => return None,
-                };
-                Some(CaptureEvent::Rejected {
-                    interface: interface as u32,
-                    meta,
-                    ts_us: decode::nflog_timestamp(frame).unwrap_or(ts_us),
-                    seen_as_accepted,
-                })
+                let events: Vec<(usize, CaptureEvent)> = indexes
+                    .iter()
+                    .filter_map(|&(p, n, index)| {
+                        let seen_as_accepted = match index {
+                            Some(i) if input == Some(i) => true,
+                            Some(i) if output == Some(i) => false,
+                            _ => return None,
+                        };
+                        Some((
+                            p,
+                            CaptureEvent::Rejected {
+                                interface: n,
+                                meta,
+                                ts_us,
+                                seen_as_accepted,
+                            },
+                        ))
+                    })
+                    .collect();
+                Some(events)
             })
         }));
     }
     drop(tx);
-    let identities: Vec<InterfaceIdentity> =
-        interfaces.iter().map(|i| i.identity.clone()).collect();
-    let result = aggregate(&rx, &identities, settings, options, sink, &stop);
+    let result = aggregate(&rx, pipelines, options, &stop);
     stop.store(true, Ordering::Relaxed);
     drop(rx);
     for thread in threads {
@@ -304,78 +358,91 @@ pub fn run_live(
     result
 }
 
+/// What the aggregator keeps per flow log.
+struct PipelineState {
+    maker: RecordMaker,
+    identities: Vec<InterfaceIdentity>,
+    table: FlowTable,
+    report: RunReport,
+    /// Windows (start) in which an interface's capture dropped packets.
+    skipped: std::collections::BTreeSet<(i64, u32)>,
+    next_close: i64,
+    interval: i64,
+}
+
 fn aggregate(
-    events: &Receiver<CaptureEvent>,
-    identities: &[InterfaceIdentity],
-    settings: &FlowSettings,
+    events: &Receiver<(usize, CaptureEvent)>,
+    pipelines: &mut [LivePipeline<'_>],
     options: &LiveOptions,
-    sink: &mut dyn RecordSink,
     stop: &AtomicBool,
-) -> Result<RunReport, LiveError> {
-    let maker = RecordMaker::new(
-        settings.format.clone(),
-        settings.traffic_type,
-        settings.interval,
-    );
-    let mut table = FlowTable::new(settings.interval, settings.max_flows);
-    let mut report = RunReport::default();
-    // Windows (start) in which an interface's capture dropped packets.
-    let mut skipped: std::collections::BTreeSet<(i64, u32)> = Default::default();
-    let mut next_close = table.window_of(now_us() / 1_000_000);
+) -> Result<Vec<RunReport>, LiveError> {
+    let mut states: Vec<PipelineState> = pipelines
+        .iter()
+        .map(|p| {
+            let table = FlowTable::new(p.settings.interval, p.settings.max_flows);
+            PipelineState {
+                maker: RecordMaker::new(
+                    p.settings.format.clone(),
+                    p.settings.traffic_type,
+                    p.settings.interval,
+                ),
+                identities: p.interfaces.iter().map(|i| i.identity.clone()).collect(),
+                next_close: table.window_of(now_us() / 1_000_000),
+                table,
+                report: RunReport::default(),
+                skipped: Default::default(),
+                interval: p.settings.interval,
+            }
+        })
+        .collect();
     let mut last_stats = Instant::now();
     let mut dropped_total = 0u64;
     loop {
         match events.recv_timeout(Duration::from_millis(200)) {
-            Ok(CaptureEvent::Packet {
-                interface,
-                meta,
-                ts_us,
-            }) => {
-                report.frames += 1;
-                if let Some(early) = table.add(interface, Action::Accept, &meta, ts_us) {
-                    write_closed(
-                        &maker,
-                        identities,
-                        early,
-                        &skipped,
-                        false,
-                        sink,
-                        &mut report,
-                    )?;
+            Ok((p, event)) => {
+                let state = &mut states[p];
+                let sink = &mut *pipelines[p].sink;
+                let early = match event {
+                    CaptureEvent::Packet {
+                        interface,
+                        meta,
+                        ts_us,
+                    } => {
+                        state.report.frames += 1;
+                        state.table.add(interface, Action::Accept, &meta, ts_us)
+                    }
+                    CaptureEvent::Rejected {
+                        interface,
+                        meta,
+                        ts_us,
+                        seen_as_accepted,
+                    } => {
+                        state.report.frames += 1;
+                        state
+                            .table
+                            .add_rejected(interface, &meta, ts_us, seen_as_accepted)
+                    }
+                    CaptureEvent::Dropped { interface, packets } => {
+                        dropped_total += packets;
+                        // The NFLOG reader's own drops belong to no interface.
+                        if interface != u32::MAX {
+                            let window = state.table.window_of(now_us() / 1_000_000);
+                            state.skipped.insert((window, interface));
+                        }
+                        tracing::warn!(
+                            interface,
+                            packets,
+                            "capture dropped packets; the window is marked SKIPDATA"
+                        );
+                        None
+                    }
+                    CaptureEvent::Failed { device, message } => {
+                        return Err(LiveError::Capture { device, message });
+                    }
+                };
+                if let Some(early) = early {
+                    state.write_closed(early, false, sink)?;
                 }
-            }
-            Ok(CaptureEvent::Rejected {
-                interface,
-                meta,
-                ts_us,
-                seen_as_accepted,
-            }) => {
-                report.frames += 1;
-                if let Some(early) = table.add_rejected(interface, &meta, ts_us, seen_as_accepted) {
-                    write_closed(
-                        &maker,
-                        identities,
-                        early,
-                        &skipped,
-                        false,
-                        sink,
-                        &mut report,
-                    )?;
-                }
-            }
-            Ok(CaptureEvent::Dropped { interface, packets }) => {
-                dropped_total += packets;
-                if interface != u32::MAX {
-                    skipped.insert((table.window_of(now_us() / 1_000_000), interface));
-                }
-                tracing::warn!(
-                    interface,
-                    packets,
-                    "capture dropped packets; the window is marked SKIPDATA"
-                );
-            }
-            Ok(CaptureEvent::Failed { device, message }) => {
-                return Err(LiveError::Capture { device, message });
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -383,63 +450,85 @@ fn aggregate(
         // Windows close on the wall clock, a little after their end: netfilter hands
         // logged packets over in batches up to a second late.
         let now_s = (now_us() - CLOSE_DELAY_US) / 1_000_000;
-        while next_close + settings.interval <= now_s {
-            let end = next_close + settings.interval;
-            let mut closed = table.close_until(end);
-            if closed.last().is_none_or(|w| w.start != next_close) {
-                closed.push(ClosedWindow {
-                    start: next_close,
-                    flows: Vec::new(),
-                    early: false,
-                });
-            }
-            for window in closed {
-                write_closed(
-                    &maker,
-                    identities,
-                    window,
-                    &skipped,
-                    true,
-                    sink,
-                    &mut report,
-                )?;
-            }
-            // Records leave when their window closes, not when a buffer fills.
-            sink.flush()?;
-            skipped.retain(|(start, _)| *start >= end);
-            next_close = end;
+        for (state, pipeline) in states.iter_mut().zip(pipelines.iter_mut()) {
+            state.close_due(now_s, &mut *pipeline.sink)?;
         }
         if last_stats.elapsed() >= options.stats_interval {
             last_stats = Instant::now();
-            let counters = table.counters();
-            tracing::info!(
-                packets = counters.packets,
-                dropped = dropped_total,
-                flows = counters.flows,
-                live_flows = table.live_flows(),
-                early_flushed_flows = counters.early_flushed_flows,
-                records = report.records,
-                "flow agent counters"
-            );
+            for (p, state) in states.iter().enumerate() {
+                let counters = state.table.counters();
+                tracing::info!(
+                    flow_log = p,
+                    packets = counters.packets,
+                    dropped = dropped_total,
+                    flows = counters.flows,
+                    live_flows = state.table.live_flows(),
+                    early_flushed_flows = counters.early_flushed_flows,
+                    records = state.report.records,
+                    "flow agent counters"
+                );
+            }
         }
         if stop.load(Ordering::Relaxed) {
             break;
         }
     }
-    for window in table.close_all() {
-        write_closed(
-            &maker,
-            identities,
-            window,
-            &skipped,
-            false,
-            sink,
-            &mut report,
-        )?;
+    let mut reports = Vec::new();
+    for (mut state, pipeline) in states.into_iter().zip(pipelines.iter_mut()) {
+        for window in state.table.close_all() {
+            state.write_closed(window, false, &mut *pipeline.sink)?;
+        }
+        pipeline.sink.finish()?;
+        state.report.table = state.table.counters();
+        reports.push(state.report);
     }
-    sink.finish()?;
-    report.table = table.counters();
-    Ok(report)
+    Ok(reports)
+}
+
+impl PipelineState {
+    /// Closes and writes every window that ended by `now_s` (with NODATA where an
+    /// interface was silent), then flushes: records leave when their window closes.
+    fn close_due(&mut self, now_s: i64, sink: &mut dyn RecordSink) -> Result<(), SinkError> {
+        let mut wrote = false;
+        while self.next_close + self.interval <= now_s {
+            let end = self.next_close + self.interval;
+            let mut closed = self.table.close_until(end);
+            if closed.last().is_none_or(|w| w.start != self.next_close) {
+                closed.push(ClosedWindow {
+                    start: self.next_close,
+                    flows: Vec::new(),
+                    early: false,
+                });
+            }
+            for window in closed {
+                self.write_closed(window, true, sink)?;
+            }
+            self.skipped.retain(|(start, _)| *start >= end);
+            self.next_close = end;
+            wrote = true;
+        }
+        if wrote {
+            sink.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_closed(
+        &mut self,
+        window: ClosedWindow,
+        complete: bool,
+        sink: &mut dyn RecordSink,
+    ) -> Result<(), SinkError> {
+        write_closed(
+            &self.maker,
+            &self.identities,
+            window,
+            &self.skipped,
+            complete,
+            sink,
+            &mut self.report,
+        )
+    }
 }
 
 /// Writes a closed window: its flows, and with `complete` (a whole window the agent

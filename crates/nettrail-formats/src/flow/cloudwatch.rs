@@ -33,6 +33,15 @@ impl TrafficType {
         }
     }
 
+    /// The property's value: `ACCEPT`, `REJECT` or `ALL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrafficType::Accept => "ACCEPT",
+            TrafficType::Reject => "REJECT",
+            TrafficType::All => "ALL",
+        }
+    }
+
     /// The stream name suffix.
     pub fn stream_suffix(self) -> &'static str {
         match self {
