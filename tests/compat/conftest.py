@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -174,3 +175,32 @@ def make_tls_certificate(directory: Path):
     ):
         subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
     return ca, cert, key
+
+
+@pytest.fixture
+def moto(tmp_path):
+    """A real S3-compatible server (moto's `moto_server`), started and stopped by PID;
+    yields its endpoint URL."""
+    port = free_port()
+    log = open(tmp_path / "moto.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "moto.log").read_text())
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()

@@ -1,8 +1,9 @@
 """`nettrail agent flows` on real captures, checked against an independent oracle
 (`flow_oracle.py`: tshark's dissection, aggregated here) for every capture in
 `../shared/data/pcaps/`, and its destinations: stdout, a folder in each S3 layout
-(read back by the formats crate through `nettrail flows convert`, and by pyarrow), a
-nettrail log group (also when the server comes up only after the agent started).
+(read back by the formats crate through `nettrail flows convert`, and by pyarrow), an
+S3 bucket (moto's server), a nettrail log group (also when the server comes up only
+after the agent started).
 """
 
 import gzip
@@ -203,3 +204,29 @@ def test_a_log_group_destination_survives_a_late_server(tmp_path):
         if agent.poll() is None:
             agent.kill()
         server.stop()
+
+
+def test_records_are_uploaded_to_a_bucket_in_aws_layout(moto, tmp_path):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="flow-bucket")
+    capture = REPO.parent / "shared/data/pcaps/http_espn.pcapng"
+    env = client_env(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    run_agent("--pcap", str(capture), "--destination", "s3://flow-bucket/edge", "--s3-endpoint-url", moto,
+              "--account-id", "123456789012", "--spool-dir", str(tmp_path / "spool"),
+              "--hive-compatible-partitions", env=env)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="flow-bucket")["Contents"]]
+    assert keys and all(k.startswith("edge/AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/")
+                        and k.endswith(".log.gz") for k in keys), keys
+    uploaded = sorted(line for k in keys for line in gzip.decompress(
+        s3.get_object(Bucket="flow-bucket", Key=k)["Body"].read()).decode().splitlines()[1:])
+    local = run_agent("--pcap", str(capture), "--account-id", "123456789012").stdout.splitlines()[1:]
+    assert uploaded == sorted(local)
+    assert not list((tmp_path / "spool").rglob("*.gz")), "staged files are removed once uploaded"
+    # A bucket that does not exist: a clear error, the files kept for a later upload.
+    proc = subprocess.run([nettrail_bin(), "agent", "flows", "--pcap", str(capture), "--destination",
+                           "s3://no-such-bucket/x", "--s3-endpoint-url", moto, "--spool-dir",
+                           str(tmp_path / "spool2")], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode != 0 and "uploading" in proc.stderr and "s3-staging" in proc.stderr, proc.stderr

@@ -1,51 +1,16 @@
 """`nettrail import s3 s3://BUCKET/PREFIX` against a real S3-compatible server (moto's
-`moto_server`, started and stopped by PID here): every layout, a corrupt gzip, a
+`moto_server`, the `moto` fixture of conftest): every layout, a corrupt gzip, a
 truncated file, Parquet, and a re-run that imports nothing; and a local copy of the
 same bucket counts as the same source.
 """
 
 import gzip
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 
 import boto3
-import pytest
 
-from conftest import free_port
 from test_import_s3 import ACCOUNT, LAYOUTS, all_events, file_name, records, run_import
 
 HEADER = "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status"
-
-
-@pytest.fixture
-def moto(tmp_path):
-    port = free_port()
-    log = open(tmp_path / "moto.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "moto.log").read_text())
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
 
 
 def gz(lines):

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nettrail_agent::flows::records::InterfaceIdentity;
-use nettrail_agent::flows::sink::{FolderSink, LogsSink, RecordSink, TextSink};
+use nettrail_agent::flows::sink::{FolderSink, LogsSink, RecordSink, SinkError, TextSink};
 use nettrail_agent::flows::{self, FlowSettings};
 use nettrail_formats::flow::cloudwatch::TrafficType;
 use nettrail_formats::flow::s3::{FileFormat, Layout, S3Destination};
@@ -40,7 +40,8 @@ pub struct FlowsArgs {
     pub stats_interval: u64,
     /// Where records go: `-` (stdout: the header line, then records, like an S3
     /// file's content), `logs:GROUP` (a nettrail log group, one stream per interface),
-    /// or `dir:PATH` (files in AWS's S3 layout under PATH).
+    /// `dir:PATH` (files in AWS's S3 layout under PATH) or `s3://BUCKET/PREFIX` (the
+    /// same files uploaded to a bucket as each is complete).
     #[arg(long, default_value = "-")]
     pub destination: String,
     /// The record format, `${field} ${field} …` [default: AWS's default format].
@@ -102,6 +103,9 @@ pub struct FlowsArgs {
     /// `logs:` destinations: how long to keep trying to deliver at the end, seconds.
     #[arg(long, default_value_t = 60)]
     pub drain_timeout: u64,
+    /// `s3://` destinations: the endpoint of an S3-compatible store [default: AWS's].
+    #[arg(long)]
+    pub s3_endpoint_url: Option<String>,
     /// The nettrail server (`logs:` destinations).
     #[arg(long, default_value = nettrail_client::DEFAULT_ENDPOINT_URL)]
     pub endpoint_url: String,
@@ -219,6 +223,7 @@ struct AgentConfig {
 #[serde(deny_unknown_fields)]
 struct SharedSettings {
     endpoint_url: Option<String>,
+    s3_endpoint_url: Option<String>,
     profile: Option<String>,
     spool_dir: Option<PathBuf>,
     spool_max_bytes: Option<u64>,
@@ -234,6 +239,8 @@ impl FlowsArgs {
             ("stdout", String::new())
         } else if let Some(path) = self.destination.strip_prefix("dir:") {
             ("s3", path.to_owned())
+        } else if self.destination.starts_with("s3://") {
+            ("s3", self.destination.clone())
         } else if let Some(group) = self.destination.strip_prefix("logs:") {
             ("cloud-watch-logs", group.to_owned())
         } else {
@@ -272,6 +279,7 @@ impl FlowsArgs {
 /// Where clients and spools of `cloud-watch-logs` destinations point.
 struct Shipping {
     endpoint_url: String,
+    s3_endpoint_url: Option<String>,
     profile: Option<String>,
     spool_dir: PathBuf,
     spool_max_bytes: u64,
@@ -342,15 +350,21 @@ fn sink_of(
             )?)
         }
         "s3" => {
-            let path = spec
+            // A bucket: `s3://BUCKET/PREFIX` or AWS's `arn:aws:s3:::BUCKET/PREFIX`.
+            let bucket = spec
                 .log_destination
-                .strip_prefix("dir:")
-                .unwrap_or(&spec.log_destination);
-            if path.is_empty() || path.starts_with("arn:") || path.starts_with("s3://") {
-                bail!(
-                    "s3 destination {:?}: nettrail writes AWS's S3 layout into a local folder (dir:PATH); upload it with your S3 tooling",
+                .strip_prefix("s3://")
+                .or_else(|| spec.log_destination.strip_prefix("arn:aws:s3:::"));
+            let path = match bucket {
+                Some(_) => shipping.spool_dir.join(spool_name).join("s3-staging"),
+                None => PathBuf::from(
                     spec.log_destination
-                );
+                        .strip_prefix("dir:")
+                        .unwrap_or(&spec.log_destination),
+                ),
+            };
+            if path.as_os_str().is_empty() {
+                bail!("an s3 flow log needs log_destination: s3://BUCKET/PREFIX, an S3 ARN or dir:PATH");
             }
             let file_format = match spec.destination_options.file_format.as_deref() {
                 None | Some("plain-text") => FileFormat::PlainText,
@@ -371,7 +385,18 @@ fn sink_of(
                 flow_log_id: spec.flow_log_id.clone(),
                 file_format,
             };
-            Box::new(FolderSink::new(&PathBuf::from(path), destination, format))
+            let folder = FolderSink::new(&path, destination, format);
+            match bucket {
+                Some(bucket) => {
+                    let (store, prefix) = crate::s3_bucket(
+                        bucket,
+                        shipping.s3_endpoint_url.as_deref(),
+                        shipping.profile.as_deref(),
+                    )?;
+                    Box::new(UploadingSink::new(folder, path, store, &prefix)?)
+                }
+                None => Box::new(folder),
+            }
         }
         "cloud-watch-logs" => {
             // A log group ARN names its group after `:log-group:`.
@@ -420,6 +445,7 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
     let settings = settings_of(&spec, default_id)?;
     let shipping = Shipping {
         endpoint_url: args.endpoint_url.clone(),
+        s3_endpoint_url: args.s3_endpoint_url.clone(),
         profile: args.profile.clone(),
         spool_dir: args.spool_dir.clone(),
         spool_max_bytes: args.spool_max_bytes,
@@ -486,6 +512,103 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Flow log files written to a local staging folder in AWS's S3 layout, each uploaded
+/// to the bucket under the same key once complete, then removed locally. A file that
+/// cannot be uploaded stays staged and is tried again after the next write and at the
+/// end.
+struct UploadingSink {
+    folder: FolderSink,
+    staging: PathBuf,
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+    /// Files of `folder` already uploaded.
+    uploaded: usize,
+}
+
+impl UploadingSink {
+    fn new(
+        folder: FolderSink,
+        staging: PathBuf,
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        prefix: &str,
+    ) -> Result<UploadingSink> {
+        let mut prefix = prefix.trim_start_matches('/').to_owned();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(UploadingSink {
+            folder,
+            staging,
+            store,
+            prefix,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?,
+            uploaded: 0,
+        })
+    }
+
+    /// Uploads the files closed since the last call, in order.
+    fn upload_closed(&mut self) -> Result<(), SinkError> {
+        use object_store::ObjectStoreExt;
+        while let Some(path) = self.folder.files().get(self.uploaded).cloned() {
+            let key = path
+                .strip_prefix(&self.staging)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let object = object_store::path::Path::from(format!("{}{key}", self.prefix));
+            let bytes = std::fs::read(&path).map_err(|source| SinkError::Io {
+                what: "reading staged file",
+                path: path.display().to_string(),
+                source,
+            })?;
+            self.runtime
+                .block_on(self.store.put(&object, bytes.into()))
+                .map_err(|e| SinkError::Server(format!("uploading {object}: {e}")))?;
+            let _ = std::fs::remove_file(&path);
+            self.uploaded += 1;
+        }
+        Ok(())
+    }
+}
+
+impl RecordSink for UploadingSink {
+    fn write(
+        &mut self,
+        records: &[nettrail_agent::flows::records::InterfaceRecord],
+    ) -> Result<(), SinkError> {
+        self.folder.write(records)?;
+        if let Err(e) = self.upload_closed() {
+            tracing::warn!(error = %e, "upload failed; the file stays staged and is tried again");
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.folder.finish()?;
+        let mut wait = Duration::from_millis(500);
+        for attempt in 1.. {
+            match self.upload_closed() {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= 5 => {
+                    return Err(SinkError::Server(format!(
+                        "{e}; the files not uploaded are in {}",
+                        self.staging.display()
+                    )))
+                }
+                Err(_) => {
+                    std::thread::sleep(wait);
+                    wait *= 2;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The identity of live interface `n` on `device`.
 fn live_interface(settings: &FlowSettings, n: u32, device: &str) -> LiveInterfaceSpec {
     let mut identity = settings.identity_of(n);
@@ -538,6 +661,10 @@ fn run_config(args: &FlowsArgs, path: &std::path::Path) -> Result<()> {
             .endpoint_url
             .clone()
             .unwrap_or_else(|| args.endpoint_url.clone()),
+        s3_endpoint_url: shared
+            .s3_endpoint_url
+            .clone()
+            .or_else(|| args.s3_endpoint_url.clone()),
         profile: shared.profile.clone().or_else(|| args.profile.clone()),
         spool_dir: shared
             .spool_dir

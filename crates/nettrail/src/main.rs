@@ -534,11 +534,22 @@ fn s3_source(
     endpoint_url: Option<&str>,
     profile: Option<&str>,
 ) -> Result<import::Source> {
+    let (store, prefix) = s3_bucket(bucket_and_prefix, endpoint_url, profile)?;
+    Ok(import::Source::S3 { store, prefix })
+}
+
+/// The bucket of `BUCKET[/PREFIX]` (S3, or an S3-compatible store at `endpoint_url`)
+/// with the credentials and region of the AWS environment or `profile`, and the prefix.
+pub(crate) fn s3_bucket(
+    bucket_and_prefix: &str,
+    endpoint_url: Option<&str>,
+    profile: Option<&str>,
+) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, String)> {
     let (bucket, prefix) = bucket_and_prefix
         .split_once('/')
         .unwrap_or((bucket_and_prefix, ""));
     if bucket.is_empty() {
-        anyhow::bail!("the source s3://{bucket_and_prefix} names no bucket");
+        anyhow::bail!("s3://{bucket_and_prefix} names no bucket");
     }
     let aws = nettrail_client::resolve_profile(profile)?;
     let mut builder = object_store::aws::AmazonS3Builder::new()
@@ -557,10 +568,7 @@ fn s3_source(
     let store = builder
         .build()
         .with_context(|| format!("cannot use the bucket {bucket}"))?;
-    Ok(import::Source::S3 {
-        store: std::sync::Arc::new(store),
-        prefix: prefix.to_owned(),
-    })
+    Ok((std::sync::Arc::new(store), prefix.to_owned()))
 }
 
 /// Resolves on SIGTERM or SIGINT.
