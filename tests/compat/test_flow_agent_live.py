@@ -223,3 +223,83 @@ hive_compatible_partitions = true
     rows = [r for r in rows if r["action"] is not None]
     assert [(r["interface_id"], r["srcaddr"], r["dstport"], r["packets"], r["action"]) for r in rows] == [
         ("eni-0a1b2c3d4e5f60718", "198.18.0.1", 9999, 4, "REJECT")]
+
+
+def test_a_log_group_destination_loses_nothing_when_the_server_restarts(namespaces, tmp_path):
+    """Two flow logs of one interface: one to a nettrail server (run in the capturing
+    namespace, stopped and started again while traffic flows), one to a folder; once
+    the agent has stopped, the log group holds exactly the folder's records."""
+    import gzip
+
+    from conftest import ACCESS_KEY, SECRET_KEY, NettrailServer, client_env, free_port
+
+    a, b, vb = namespaces
+    port = free_port()
+    data = tmp_path / "data"
+    server_env = dict(os.environ, NETTRAIL_ACCESS_KEY_ID=ACCESS_KEY, NETTRAIL_SECRET_ACCESS_KEY=SECRET_KEY)
+
+    def serve():
+        return in_ns(b, nettrail_bin(), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
+                     env=server_env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "server.log", "a"))
+
+    config = tmp_path / "flowlogs.toml"
+    config.write_text(f"""
+[agent]
+endpoint_url = "http://127.0.0.1:{port}"
+spool_dir = "{tmp_path / 'spool'}"
+filter = "ip"
+
+[[flow_logs]]
+resource_id = "{vb}"
+log_destination_type = "cloud-watch-logs"
+log_destination = "/vpc/edge"
+max_aggregation_interval = {WINDOW}
+interface_id = "eni-0a1b2c3d4e5f60718"
+
+[[flow_logs]]
+resource_id = "{vb}"
+log_destination_type = "s3"
+log_destination = "dir:{tmp_path / 'folder'}"
+max_aggregation_interval = {WINDOW}
+interface_id = "eni-0a1b2c3d4e5f60718"
+""")
+    server = serve()
+    agent = in_ns(b, nettrail_bin(), "agent", "flows", "--config", str(config), "--drain-timeout", "60",
+                  env=client_env(), stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "w"))
+    ping = None
+    try:
+        time.sleep(3)
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+        ping = in_ns(a, "ping", "-c", "60", "-i", "0.5", "198.18.0.2", stdout=subprocess.DEVNULL)
+        time.sleep(8)
+        stop(server, signal.SIGTERM)
+        # A window closes while the server is down: its records wait in the spool.
+        time.sleep(WINDOW + 4)
+        assert list((tmp_path / "spool").rglob("*.json")), (tmp_path / "agent.log").read_text()
+        server = serve()
+        ping.wait(timeout=60)
+        time.sleep(WINDOW + 3)
+    finally:
+        stop(agent)
+        stop(server, signal.SIGTERM)
+        if ping is not None:
+            stop(ping, signal.SIGKILL)
+    assert agent.returncode == 0, (tmp_path / "agent.log").read_text()
+    assert not list((tmp_path / "spool").rglob("*.json")), "the spool is empty"
+    folder = sorted(line for p in (tmp_path / "folder").rglob("*.log.gz")
+                    for line in gzip.decompress(p.read_bytes()).decode().splitlines()[1:])
+    assert sum(int(r.split()[8]) for r in folder if r.endswith(" OK") and r.split()[7] == "1") >= 100
+    check = NettrailServer(data).start()
+    try:
+        logs = check.client()
+        events, token = [], None
+        while True:
+            page = logs.filter_log_events(logGroupName="/vpc/edge", startTime=0,
+                                          **({"nextToken": token} if token else {}))
+            events += page["events"]
+            token = page.get("nextToken")
+            if not token:
+                break
+        assert sorted(e["message"] for e in events) == folder
+    finally:
+        check.stop()

@@ -171,3 +171,58 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
     report.interfaces = interfaces.len() as u32;
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A legacy pcap file of Ethernet frames: (seconds, microseconds field, frame).
+    fn pcap(records: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
+        let mut out = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+        out.extend(2u16.to_le_bytes());
+        out.extend(4u16.to_le_bytes());
+        out.extend([0u8; 8]);
+        out.extend(65535u32.to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        for (sec, usec, frame) in records {
+            out.extend(sec.to_le_bytes());
+            out.extend(usec.to_le_bytes());
+            out.extend((frame.len() as u32).to_le_bytes());
+            out.extend((frame.len() as u32).to_le_bytes());
+            out.extend(frame);
+        }
+        out
+    }
+
+    fn frames(bytes: &[u8]) -> (Vec<i64>, FileReport) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.pcap");
+        std::fs::write(&path, bytes).unwrap();
+        let mut times = Vec::new();
+        let report = read_file(&path, |f| times.push(f.ts_us));
+        (times, report)
+    }
+
+    #[test]
+    fn an_odd_record_is_read_past_and_a_cut_file_keeps_what_came_before() {
+        let frame = vec![0u8; 60];
+        // The middle record's microseconds field is out of range (as some tools write
+        // it): read on, as libpcap and tshark do.
+        let file = pcap(&[
+            (1_000, 5, frame.clone()),
+            (1_001, 4_293_562_680, frame.clone()),
+            (1_002, 7, frame.clone()),
+        ]);
+        let (times, report) = frames(&file);
+        assert_eq!(times.len(), 3);
+        assert_eq!((times[0], times[2]), (1_000_000_005, 1_002_000_007));
+        assert_eq!(report.error, None);
+        // Cut in the last record: the first two are read, and the cut is reported.
+        let (times, report) = frames(&file[..file.len() - 10]);
+        assert_eq!(times.len(), 2);
+        assert!(report.error.unwrap().contains("cut short"));
+        // Not a capture at all.
+        let (times, report) = frames(b"hello, this is not a capture file at all......");
+        assert!(times.is_empty() && report.error.unwrap().contains("not a pcap"));
+    }
+}
