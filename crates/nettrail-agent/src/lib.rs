@@ -5,7 +5,12 @@
 //!   interfaces): frames decoded to the outermost IP header, aggregated per interface,
 //!   5-tuple and capture window with VPC semantics, written in any flow log format to
 //!   stdout, a folder in AWS's S3 layout, or a nettrail log group.
+//! - [`strongswan`]: Site-to-Site VPN tunnel activity logs from charon's vici events.
+//! - [`ship`]: the one path to a nettrail log group (batches, SigV4, spool) that
+//!   every producer uses.
 
 #![warn(missing_docs)]
 
 pub mod flows;
+pub mod ship;
+pub mod strongswan;

@@ -7,7 +7,8 @@
 //! - `nettrail subscriptions status`: every subscription's deliveries, errors and lag.
 //! - `nettrail metrics get|list`: what metric filters have published.
 //! - `nettrail alarms describe`: where every alarm stands.
-//! - `nettrail agent flows`: VPC flow log records from capture files.
+//! - `nettrail agent flows`: VPC flow log records from capture files and interfaces.
+//! - `nettrail agent strongswan`: tunnel activity logs from charon's vici events.
 //!
 //! Later subcommands (agents, vpn) join here as their issues land.
 
@@ -16,6 +17,7 @@ mod flows;
 mod import;
 mod metrics;
 mod tail;
+mod vpn_agents;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -67,6 +69,8 @@ enum Command {
 enum AgentCommand {
     /// VPC flow log records from capture files (pcap, pcapng).
     Flows(Box<agent::FlowsArgs>),
+    /// Site-to-Site VPN tunnel activity logs from strongSwan (charon's vici socket).
+    Strongswan(Box<vpn_agents::StrongswanArgs>),
 }
 
 #[derive(Subcommand)]
@@ -280,6 +284,7 @@ fn main() {
         Command::Metrics(MetricsCommand::List(args)) => metrics_list(args),
         Command::Alarms(AlarmsCommand::Describe(args)) => alarms_describe(args),
         Command::Agent(AgentCommand::Flows(args)) => agent::flows(*args),
+        Command::Agent(AgentCommand::Strongswan(args)) => vpn_agents::strongswan(*args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,

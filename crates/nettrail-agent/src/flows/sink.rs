@@ -4,11 +4,10 @@
 //! nettrail log group (one stream per interface, as AWS names them), with an on-disk
 //! spool that keeps what the server has not taken.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use nettrail_client::Client;
@@ -16,7 +15,8 @@ use nettrail_formats::flow::cloudwatch::CloudWatchMapping;
 use nettrail_formats::flow::cloudwatch::TrafficType;
 use nettrail_formats::flow::s3::{ObjectKey, Rotation, S3Destination};
 use nettrail_formats::flow::{FlowRecord, LogFormat};
-use serde_json::{json, Value};
+
+use crate::ship::{LogShipper, StreamEvents};
 
 use super::records::{identity, InterfaceIdentity, InterfaceRecord, RecordMaker};
 use super::table::{FlowKey, FlowStats};
@@ -311,26 +311,17 @@ fn rand_u32() -> u32 {
     hasher.finish() as u32
 }
 
-/// Events per ImportLogEvents request at most (well under the server's limits).
-const BATCH_EVENTS: usize = 5_000;
-
 /// Records into a nettrail log group, one stream per interface
 /// (`eni-…-all|accept|reject`), with their original timestamps (nettrail's
 /// ImportLogEvents, since records of a capture file may be older than PutLogEvents
 /// takes). A batch the server does not take goes to the spool folder and is sent again,
 /// in order, before anything newer.
 pub struct LogsSink {
-    client: Client,
-    runtime: tokio::runtime::Runtime,
-    group: String,
+    shipper: LogShipper,
     format: LogFormat,
     mapping: CloudWatchMapping,
     /// `interface-id` of interface `n`, `{n}` replaced: names the interface's stream.
     interface_id: String,
-    spool: Spool,
-    /// How long `finish` keeps trying to empty the spool.
-    drain_timeout: Duration,
-    group_ready: bool,
 }
 
 impl LogsSink {
@@ -347,26 +338,18 @@ impl LogsSink {
         spool_max_bytes: u64,
         drain_timeout: Duration,
     ) -> Result<LogsSink, SinkError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(io_error("starting the async runtime", Path::new("-")))?;
         Ok(LogsSink {
-            client,
-            runtime,
-            group: group.to_owned(),
+            shipper: LogShipper::new(client, group, spool_dir, spool_max_bytes, drain_timeout)
+                .map_err(|e| SinkError::Server(e.to_string()))?,
             mapping: CloudWatchMapping::new(&format, traffic_type),
             format,
             interface_id: interface_id.to_owned(),
-            spool: Spool::open(spool_dir, spool_max_bytes)?,
-            drain_timeout,
-            group_ready: false,
         })
     }
 
-    /// Requests for `records`: events by stream, each stream's in time order.
-    fn requests(&self, records: &[InterfaceRecord]) -> Vec<Value> {
-        let mut streams: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    /// Events of `records` by stream.
+    fn events(&self, records: &[InterfaceRecord]) -> StreamEvents {
+        let mut streams = StreamEvents::new();
         for r in records {
             let line = self.format.record_line(&r.record);
             let mut tokens = Vec::new();
@@ -382,186 +365,21 @@ impl LogsSink {
                 .or_default()
                 .push((event.timestamp_ms, event.message.into_owned()));
         }
-        let mut requests = Vec::new();
-        for (stream, mut events) in streams {
-            events.sort_by_key(|(t, _)| *t);
-            for chunk in events.chunks(BATCH_EVENTS) {
-                requests.push(json!({
-                    "logGroupName": self.group,
-                    "streams": [{
-                        "logStreamName": stream,
-                        "logEvents": chunk.iter().map(|(t, m)| json!({"timestamp": t, "message": m})).collect::<Vec<_>>(),
-                    }],
-                }));
-            }
-        }
-        requests
-    }
-
-    /// Sends one request (creating the group first, once); Err keeps it for later.
-    fn send(&mut self, request: &Value) -> Result<(), String> {
-        if !self.group_ready {
-            let created = self.runtime.block_on(
-                self.client
-                    .logs("CreateLogGroup", &json!({ "logGroupName": self.group })),
-            );
-            match created {
-                Ok(_) => {}
-                Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
-                Err(e) => return Err(e.to_string()),
-            }
-            self.group_ready = true;
-        }
-        self.runtime
-            .block_on(self.client.nettrail("ImportLogEvents", request))
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    }
-
-    /// Sends what the spool holds, oldest first, until it is empty or a send fails.
-    fn drain(&mut self) -> Result<(), String> {
-        while let Some((path, request)) = self.spool.oldest()? {
-            self.send(&request)?;
-            self.spool.remove(&path)?;
-        }
-        Ok(())
+        streams
     }
 }
 
 impl RecordSink for LogsSink {
     fn write(&mut self, records: &[InterfaceRecord]) -> Result<(), SinkError> {
-        let requests = self.requests(records);
-        // Order: what waits in the spool goes first.
-        let mut failed = self.drain().err();
-        for request in requests {
-            if failed.is_none() {
-                match self.send(&request) {
-                    Ok(()) => continue,
-                    Err(e) => {
-                        tracing::warn!(group = self.group, error = %e, "server did not take flow records; spooling them");
-                        failed = Some(e);
-                    }
-                }
-            }
-            self.spool.push(&request).map_err(SinkError::Server)?;
-        }
-        Ok(())
+        let events = self.events(records);
+        self.shipper
+            .ship(events)
+            .map_err(|e| SinkError::Server(e.to_string()))
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        let deadline = Instant::now() + self.drain_timeout;
-        let mut wait = Duration::from_millis(200);
-        loop {
-            match self.drain() {
-                Ok(()) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(SinkError::Server(format!(
-                        "{} batches of records are still in the spool {} (the server did not take them: {e}); the next run sends them first",
-                        self.spool.len(),
-                        self.spool.dir.display()
-                    )))
-                }
-                Err(_) => {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-    }
-}
-
-/// Requests the server has not taken, one file each, named by a sequence number so
-/// that they go out in order; bounded in bytes.
-struct Spool {
-    dir: PathBuf,
-    max_bytes: u64,
-    bytes: u64,
-    next: u64,
-}
-
-impl Spool {
-    fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SinkError> {
-        fs::create_dir_all(dir).map_err(io_error("creating spool folder", dir))?;
-        let mut spool = Spool {
-            dir: dir.to_owned(),
-            max_bytes,
-            bytes: 0,
-            next: 0,
-        };
-        for (seq, path) in spool.entries().map_err(SinkError::Server)? {
-            spool.bytes += fs::metadata(&path).map_or(0, |m| m.len());
-            spool.next = spool.next.max(seq + 1);
-        }
-        Ok(spool)
-    }
-
-    fn entries(&self) -> Result<Vec<(u64, PathBuf)>, String> {
-        let mut out = Vec::new();
-        let listing = fs::read_dir(&self.dir)
-            .map_err(|e| format!("reading spool {}: {e}", self.dir.display()))?;
-        for entry in listing.flatten() {
-            let path = entry.path();
-            let seq = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(seq) = seq {
-                out.push((seq, path));
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    fn len(&self) -> usize {
-        self.entries().map_or(0, |e| e.len())
-    }
-
-    fn push(&mut self, request: &Value) -> Result<(), String> {
-        let bytes = serde_json::to_vec(request).expect("JSON values serialize");
-        if self.bytes + bytes.len() as u64 > self.max_bytes {
-            return Err(format!(
-                "the spool {} is full ({} of {} bytes): records are being lost; raise --spool-max-bytes or bring the server back",
-                self.dir.display(),
-                self.bytes,
-                self.max_bytes
-            ));
-        }
-        let path = self.dir.join(format!("{:020}.json", self.next));
-        let tmp = path.with_extension("tmp");
-        let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-            .and_then(|()| fs::rename(&tmp, &path));
-        written.map_err(|e| format!("writing spool file {}: {e}", path.display()))?;
-        self.next += 1;
-        self.bytes += bytes.len() as u64;
-        Ok(())
-    }
-
-    fn oldest(&self) -> Result<Option<(PathBuf, Value)>, String> {
-        let Some((_, path)) = self.entries()?.into_iter().next() else {
-            return Ok(None);
-        };
-        let bytes =
-            fs::read(&path).map_err(|e| format!("reading spool file {}: {e}", path.display()))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(request) => Ok(Some((path, request))),
-            Err(e) => {
-                // A torn spool file was never acknowledged by anyone; set it aside.
-                let aside = path.with_extension("damaged");
-                tracing::warn!(path = %path.display(), error = %e, "damaged spool file set aside");
-                let _ = fs::rename(&path, &aside);
-                self.oldest()
-            }
-        }
-    }
-
-    fn remove(&mut self, path: &Path) -> Result<(), String> {
-        let len = fs::metadata(path).map_or(0, |m| m.len());
-        fs::remove_file(path)
-            .map_err(|e| format!("removing spool file {}: {e}", path.display()))?;
-        self.bytes = self.bytes.saturating_sub(len);
-        Ok(())
+        self.shipper
+            .finish()
+            .map_err(|e| SinkError::Server(e.to_string()))
     }
 }

@@ -1,0 +1,198 @@
+//! `nettrail agent strongswan` and `nettrail agent openvpn`: the VPN producers, with
+//! one output path for both (stdout, or a log group through the shared shipper).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nettrail_agent::ship::{LogShipper, ShipperThread};
+use nettrail_agent::strongswan::TunnelMapping;
+
+/// Where a VPN agent's events go, and how they get to a server.
+#[derive(clap::Args, Debug)]
+pub struct VpnOutputArgs {
+    /// `-` (stdout: the stream name, a tab, the event) or `logs:GROUP` (a nettrail
+    /// log group, one stream per tunnel or endpoint).
+    #[arg(long, default_value = "-")]
+    pub destination: String,
+    /// `logs:` destinations: where batches the server has not taken wait.
+    #[arg(long, default_value = "./nettrail-agent-spool")]
+    pub spool_dir: PathBuf,
+    /// `logs:` destinations: the spool's size limit in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub spool_max_bytes: u64,
+    /// `logs:` destinations: how long to keep trying to deliver at the end, seconds.
+    #[arg(long, default_value_t = 30)]
+    pub drain_timeout: u64,
+    /// The nettrail server (`logs:` destinations).
+    #[arg(long, default_value = nettrail_client::DEFAULT_ENDPOINT_URL)]
+    pub endpoint_url: String,
+    /// AWS profile for credentials.
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+/// An agent's output: lines on stdout, or events shipped to a log group.
+pub enum EventOutput {
+    /// `-`.
+    Stdout,
+    /// `logs:GROUP`.
+    Logs(ShipperThread),
+}
+
+/// How long events gather before a batch goes to the server: short, so that a
+/// tunnel going down is in the log group within a second.
+const LINGER: Duration = Duration::from_millis(200);
+
+impl EventOutput {
+    /// The output `args` name; `spool_name` keeps agents' spools apart.
+    pub fn open(args: &VpnOutputArgs, spool_name: &str) -> Result<EventOutput> {
+        if args.destination == "-" {
+            return Ok(EventOutput::Stdout);
+        }
+        let Some(group) = args.destination.strip_prefix("logs:") else {
+            bail!("--destination {:?}: use - or logs:GROUP", args.destination);
+        };
+        if group.is_empty() {
+            bail!("--destination logs: needs a log group name");
+        }
+        // Few attempts per call: what the server does not take goes to the spool.
+        let client =
+            nettrail_client::Client::from_environment(&args.endpoint_url, args.profile.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))?
+                .with_attempts(2);
+        let shipper = LogShipper::new(
+            client,
+            group,
+            &args.spool_dir.join(spool_name),
+            args.spool_max_bytes,
+            Duration::from_secs(args.drain_timeout),
+        )?;
+        Ok(EventOutput::Logs(ShipperThread::start(shipper, LINGER)))
+    }
+
+    /// Writes one event of `stream`.
+    pub fn emit(&self, stream: &str, timestamp_ms: i64, message: String) {
+        match self {
+            EventOutput::Stdout => {
+                let mut out = std::io::stdout().lock();
+                // A closed stdout (a pipe whose reader left) ends nothing else.
+                let _ = writeln!(out, "{stream}\t{message}");
+                let _ = out.flush();
+            }
+            EventOutput::Logs(shipper) => shipper.send(stream, timestamp_ms, message),
+        }
+    }
+
+    /// Delivers what is left.
+    pub fn finish(self) -> Result<()> {
+        match self {
+            EventOutput::Stdout => Ok(()),
+            EventOutput::Logs(shipper) => Ok(shipper.finish()?),
+        }
+    }
+}
+
+/// `nettrail agent strongswan`.
+#[derive(clap::Args, Debug)]
+pub struct StrongswanArgs {
+    /// charon's vici socket: `unix:///PATH` or `tcp://HOST:PORT`.
+    #[arg(long, default_value = "unix:///var/run/charon.vici")]
+    pub vici: String,
+    /// A tunnel: `CONNECTION=VPN_CONNECTION_ID` or `CONNECTION=VPN_CONNECTION_ID@OUTSIDE_IP`
+    /// (the outside IP when the connection's local address is `%any`). Connections
+    /// not named get a stable synthetic id.
+    #[arg(long = "tunnel", value_parser = parse_tunnel_mapping)]
+    pub tunnels: Vec<TunnelMapping>,
+    /// `json` (AWS's default) or `text`.
+    #[arg(long, default_value = "json")]
+    pub log_output_format: String,
+    #[command(flatten)]
+    pub output: VpnOutputArgs,
+}
+
+/// Reads `CONNECTION=VPN_ID[@OUTSIDE_IP]`.
+pub fn parse_tunnel_mapping(text: &str) -> Result<TunnelMapping, String> {
+    let (connection, rest) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: use CONNECTION=VPN_CONNECTION_ID[@OUTSIDE_IP]"))?;
+    let (id, outside_ip) = match rest.split_once('@') {
+        Some((id, ip)) => {
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| format!("{text:?}: {ip:?} is not an IP address"))?;
+            (id, Some(ip.to_owned()))
+        }
+        None => (rest, None),
+    };
+    let valid_id = id
+        .strip_prefix("vpn-")
+        .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()));
+    if connection.is_empty() || !valid_id {
+        return Err(format!(
+            "{text:?}: the VPN connection id is vpn- and hex digits (vpn-0123456789abcdef0)"
+        ));
+    }
+    Ok(TunnelMapping {
+        connection: connection.to_owned(),
+        vpn_connection_id: id.to_owned(),
+        outside_ip,
+    })
+}
+
+/// Runs `nettrail agent strongswan` until SIGTERM or SIGINT.
+pub fn strongswan(args: StrongswanArgs) -> Result<()> {
+    let text = match args.log_output_format.as_str() {
+        "json" => false,
+        "text" => true,
+        other => bail!("--log-output-format {other:?}: use json or text"),
+    };
+    let output = EventOutput::open(&args.output, "strongswan")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(nettrail_agent::strongswan::run(
+        &args.vici,
+        &args.tunnels,
+        |event| {
+            let message = if text {
+                event.log.to_text()
+            } else {
+                event.log.to_json()
+            };
+            output.emit(&event.stream, event.log.event_timestamp, message);
+        },
+        crate::shutdown_signal(),
+    ));
+    let finished = output.finish();
+    result?;
+    finished
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_mappings_read_and_mistakes_are_named() {
+        assert_eq!(
+            parse_tunnel_mapping("ok=vpn-0123456789abcdef0@203.0.113.10").unwrap(),
+            TunnelMapping {
+                connection: "ok".into(),
+                vpn_connection_id: "vpn-0123456789abcdef0".into(),
+                outside_ip: Some("203.0.113.10".into()),
+            }
+        );
+        assert_eq!(parse_tunnel_mapping("ok=vpn-1a").unwrap().outside_ip, None);
+        assert!(parse_tunnel_mapping("ok")
+            .unwrap_err()
+            .contains("CONNECTION="));
+        assert!(parse_tunnel_mapping("ok=tunnel-1")
+            .unwrap_err()
+            .contains("vpn-"));
+        assert!(parse_tunnel_mapping("ok=vpn-1@nowhere")
+            .unwrap_err()
+            .contains("not an IP"));
+    }
+}
