@@ -9,6 +9,7 @@
 //! - `nettrail alarms describe`: where every alarm stands.
 //! - `nettrail agent flows`: VPC flow log records from capture files and interfaces.
 //! - `nettrail agent strongswan`: tunnel activity logs from charon's vici events.
+//! - `nettrail vpn diagnose`: per tunnel, where it stands and what to fix.
 //!
 //! Later subcommands (agents, vpn) join here as their issues land.
 
@@ -17,6 +18,7 @@ mod flows;
 mod import;
 mod metrics;
 mod tail;
+mod vpn;
 mod vpn_agents;
 
 use std::net::SocketAddr;
@@ -63,6 +65,32 @@ enum Command {
     /// Producers of AWS's network logs.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Explain VPN logs.
+    #[command(subcommand)]
+    Vpn(VpnCommand),
+}
+
+#[derive(Subcommand)]
+enum VpnCommand {
+    /// Per tunnel of a tunnel activity log group: the phase states and since when,
+    /// flaps, DPD timeouts, the last errors explained, and what to fix. Exits with 3
+    /// when a tunnel is down.
+    Diagnose(VpnDiagnoseArgs),
+}
+
+#[derive(clap::Args)]
+struct VpnDiagnoseArgs {
+    /// The log group of the tunnel activity logs.
+    #[arg(long)]
+    log_group: String,
+    /// Only this tunnel: its stream name, VPN connection id or outside IP.
+    #[arg(long)]
+    tunnel: Option<String>,
+    /// From: a relative time (30m, 2h, 1d) or an ISO 8601 time.
+    #[arg(long, default_value = "1d")]
+    since: String,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -285,6 +313,7 @@ fn main() {
         Command::Alarms(AlarmsCommand::Describe(args)) => alarms_describe(args),
         Command::Agent(AgentCommand::Flows(args)) => agent::flows(*args),
         Command::Agent(AgentCommand::Strongswan(args)) => vpn_agents::strongswan(*args),
+        Command::Vpn(VpnCommand::Diagnose(args)) => vpn_diagnose(args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,
@@ -454,6 +483,86 @@ fn metrics_get(args: MetricsGetArgs) -> Result<()> {
         println!("{answer}");
     } else {
         print!("{}", metrics::format_statistics(&answer, &args.statistics));
+    }
+    Ok(())
+}
+
+/// Exit status of `nettrail vpn diagnose` when a tunnel is down (1 is an error).
+const EXIT_TUNNEL_DOWN: i32 = 3;
+
+fn vpn_diagnose(args: VpnDiagnoseArgs) -> Result<()> {
+    let now = now_ms();
+    let since = tail::parse_since(&args.since, now).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let (client, runtime) = server_client(&args.server)?;
+    let mut by_stream: std::collections::BTreeMap<
+        String,
+        Vec<(i64, nettrail_formats::vpn::tunnel::TunnelActivityLog)>,
+    > = std::collections::BTreeMap::new();
+    let mut unreadable = 0usize;
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = serde_json::json!({"logGroupName": args.log_group, "startTime": since});
+        if let Some(t) = &token {
+            request["nextToken"] = t.as_str().into();
+        }
+        let page = runtime.block_on(client.logs("FilterLogEvents", &request))?;
+        for event in page["events"].as_array().into_iter().flatten() {
+            let stream = event["logStreamName"].as_str().unwrap_or_default();
+            if let Some(wanted) = &args.tunnel {
+                let matches = stream == wanted
+                    || stream.starts_with(&format!("{wanted}_"))
+                    || stream.ends_with(&format!("_{wanted}"));
+                if !matches {
+                    continue;
+                }
+            }
+            let message = event["message"].as_str().unwrap_or_default();
+            let parsed = nettrail_formats::vpn::tunnel::TunnelActivityLog::from_json(message)
+                .or_else(|_| nettrail_formats::vpn::tunnel::TunnelActivityLog::from_text(message));
+            match parsed {
+                Ok(log) => by_stream.entry(stream.to_owned()).or_default().push((
+                    event["timestamp"].as_i64().unwrap_or(log.event_timestamp),
+                    log,
+                )),
+                Err(_) => unreadable += 1,
+            }
+        }
+        token = page["nextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    if unreadable > 0 {
+        tracing::warn!(
+            events = unreadable,
+            "events that are not tunnel activity logs were skipped"
+        );
+    }
+    if by_stream.is_empty() {
+        anyhow::bail!(
+            "no tunnel activity log events in {}{} since {}",
+            args.log_group,
+            args.tunnel
+                .as_deref()
+                .map(|t| format!(" for tunnel {t}"))
+                .unwrap_or_default(),
+            args.since
+        );
+    }
+    let reports: Vec<vpn::TunnelReport> = by_stream
+        .into_iter()
+        .map(|(stream, mut events)| {
+            events.sort_by_key(|(t, _)| *t);
+            vpn::diagnose(&stream, &events)
+        })
+        .collect();
+    if args.server.json {
+        println!("{}", vpn::reports_json(&reports, now));
+    } else {
+        print!("{}", vpn::format_reports(&reports, now));
+    }
+    if reports.iter().any(|r| !r.up) {
+        std::process::exit(EXIT_TUNNEL_DOWN);
     }
     Ok(())
 }

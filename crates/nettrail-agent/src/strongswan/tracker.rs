@@ -11,7 +11,7 @@
 //! named redundant in a collision is superseded, and a CHILD_SA delete is the peer's
 //! only when it takes the tunnel's last live CHILD_SA.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::LazyLock;
 
 use nettrail_formats::vpn::catalogue::TunnelEvent;
@@ -109,7 +109,18 @@ struct Tunnel {
 pub struct TunnelTracker {
     tunnels: Vec<Tunnel>,
     ike_sas: HashMap<u32, IkeSa>,
+    /// Log events of IKE_SAs not yet placed in a tunnel, kept until a later line
+    /// places them: vici raises log events through a job queue, so the line that
+    /// names the addresses may come after the first lines of a new IKE_SA.
+    unplaced: HashMap<u32, Vec<ViciEvent>>,
+    /// The order the unplaced IKE_SAs arrived in, to forget the oldest first.
+    unplaced_order: VecDeque<u32>,
 }
+
+/// Unplaced log events kept per IKE_SA, and IKE_SAs kept, at most: an IKE_SA that no
+/// line ever places (a peer nobody configured) must not grow the tracker.
+const UNPLACED_EVENTS: usize = 32;
+const UNPLACED_SAS: usize = 256;
 
 macro_rules! regex {
     ($name:ident, $pattern:expr) => {
@@ -182,6 +193,8 @@ impl TunnelTracker {
         let mut tracker = TunnelTracker {
             tunnels: Vec::new(),
             ike_sas: HashMap::new(),
+            unplaced: HashMap::new(),
+            unplaced_order: VecDeque::new(),
         };
         for config in tunnels {
             tracker.add_tunnel(config);
@@ -306,6 +319,10 @@ impl TunnelTracker {
         };
         sa.state = Some(IkeState::Gone);
         sa.rekeying = false;
+        // A superseded IKE_SA's CHILD_SAs moved to the one that replaced it.
+        if sa.superseded {
+            return;
+        }
         let Some(tunnel) = sa.tunnel else {
             return;
         };
@@ -355,12 +372,20 @@ impl TunnelTracker {
                 }
             });
         let Some(tunnel) = tunnel else {
+            self.keep_unplaced(id, event);
             return Vec::new();
         };
         self.ike_sas.entry(id).or_default().tunnel = Some(tunnel);
 
-        let at = event.received_ms;
+        // What came before this line, now that the IKE_SA has a tunnel.
         let mut out = Vec::new();
+        if let Some(earlier) = self.unplaced.remove(&id) {
+            self.unplaced_order.retain(|u| *u != id);
+            for e in &earlier {
+                out.extend(self.apply_log(e));
+            }
+        }
+        let at = event.received_ms;
         let mut say = |tracker: &TunnelTracker, details: String| {
             out.push(tracker.event(tunnel, at, details));
         };
@@ -490,8 +515,19 @@ impl TunnelTracker {
             }
         } else if let Some(c) = DELETE_IKE.captures(msg) {
             let target: u32 = c[1].parse().unwrap_or(id);
-            let superseded = self.ike_sas.get(&target).is_some_and(|sa| sa.superseded);
-            if !superseded {
+            // An IKE_SA being rekeyed that the peer deletes is the peer finishing the
+            // rekey (an IKE_REKEY collision with IKE_DELETE), not taking the tunnel
+            // down.
+            let housekeeping = self
+                .ike_sas
+                .get(&target)
+                .is_some_and(|sa| sa.superseded || sa.rekeying);
+            if housekeeping {
+                if let Some(sa) = self.ike_sas.get_mut(&target) {
+                    sa.superseded = true;
+                    sa.rekeying = false;
+                }
+            } else {
                 self.ike_gone(target);
                 say(self, TunnelEvent::DeleteIkeSa.render(&[]));
             }
@@ -610,6 +646,21 @@ impl TunnelTracker {
             }
         }
         out
+    }
+
+    fn keep_unplaced(&mut self, id: u32, event: &ViciEvent) {
+        if !self.unplaced.contains_key(&id) {
+            if self.unplaced_order.len() >= UNPLACED_SAS {
+                if let Some(oldest) = self.unplaced_order.pop_front() {
+                    self.unplaced.remove(&oldest);
+                }
+            }
+            self.unplaced_order.push_back(id);
+        }
+        let kept = self.unplaced.entry(id).or_default();
+        if kept.len() < UNPLACED_EVENTS {
+            kept.push(event.clone());
+        }
     }
 
     /// Whether an exchange line is a DPD: an empty INFORMATIONAL request, or the empty
@@ -771,4 +822,156 @@ pub fn aws_timestamp(ms: i64) -> String {
         t.second,
         ms.rem_euclid(1000)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tracker() -> TunnelTracker {
+        TunnelTracker::new(vec![TunnelConfig {
+            connection: "ok".into(),
+            vpn_connection_id: "vpn-0123456789abcdef0".into(),
+            outside_ip: "10.200.0.1".into(),
+            cgw_ip: Some("10.200.0.101".into()),
+            dpd_enabled: true,
+        }])
+    }
+
+    fn log(name: &str, id: u32, msg: &str) -> ViciEvent {
+        ViciEvent {
+            name: "log".into(),
+            body: json!({"group": "IKE", "level": "1", "ikesa-name": name, "ikesa-uniqueid": id.to_string(), "msg": msg}),
+            received_ms: 1_795_406_334_000,
+        }
+    }
+
+    fn run(tracker: &mut TunnelTracker, events: &[ViciEvent]) -> Vec<String> {
+        events
+            .iter()
+            .flat_map(|e| tracker.apply(e))
+            .map(|e| {
+                format!(
+                    "{}/{} {}",
+                    e.log.ike_phase1_state, e.log.ike_phase2_state, e.log.details
+                )
+            })
+            .collect()
+    }
+
+    fn established(t: &mut TunnelTracker) {
+        run(
+            t,
+            &[
+                log("ok", 2, "IKE_SA ok[2] established between 10.200.0.1[10.200.0.1]...10.200.0.101[10.200.0.101]"),
+                log("ok", 2, "CHILD_SA ok{1} established with SPIs aaaa0001_i bbbb0001_o and TS 10.201.0.0/24 === 10.202.0.0/24"),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_peer_delete_that_finishes_an_ike_rekey_collision_is_not_the_peers_delete() {
+        // As a real charon logged it: both sides rekey, the peer deletes our
+        // rekeying IKE_SA, and charon takes the peer's new one.
+        let mut t = tracker();
+        established(&mut t);
+        let out = run(
+            &mut t,
+            &[
+                log("ok", 2, "generating CREATE_CHILD_SA request 2 [ SA No KE ]"),
+                log("ok", 2, "parsed CREATE_CHILD_SA request 2 [ SA No KE ]"),
+                log("ok", 2, "10.200.0.101 is initiating an IKE_SA"),
+                log("ok", 2, "detected IKE_REKEY collision with IKE_REKEY"),
+                log("ok", 2, "parsed INFORMATIONAL request 3 [ D ]"),
+                log("ok", 2, "received DELETE for IKE_SA ok[2]"),
+                log("ok", 2, "deleting IKE_SA ok[2] between 10.200.0.1[10.200.0.1]...10.200.0.101[10.200.0.101]"),
+                log("ok", 2, "IKE_SA deleted"),
+                log("ok", 2, "detected IKE_REKEY collision with IKE_DELETE"),
+                log("ok", 2, "IKE_SA ok[4] rekeyed between 10.200.0.1[10.200.0.1]...10.200.0.101[10.200.0.101]"),
+            ],
+        );
+        assert!(
+            !out.iter().any(|l| l.contains("DELETE for IKE_SA from CGW")),
+            "{out:#?}"
+        );
+        assert_eq!(
+            out.last().unwrap(),
+            "established/established AWS tunnel Phase 1 IKE_SA rekeyed"
+        );
+    }
+
+    #[test]
+    fn lines_of_a_new_ike_sa_that_come_before_its_addresses_are_kept_until_placed() {
+        let mut t = tracker();
+        let out = run(
+            &mut t,
+            &[
+                log(
+                    "(unnamed)",
+                    7,
+                    "parsed IKE_SA_INIT request 0 [ SA KE No N(NATD_S_IP) N(NATD_D_IP) ]",
+                ),
+                log(
+                    "(unnamed)",
+                    7,
+                    "received packet: from 10.200.0.101[500] to 10.200.0.1[500] (508 bytes)",
+                ),
+                log(
+                    "(unnamed)",
+                    7,
+                    "generating IKE_SA_INIT response 0 [ SA KE No ]",
+                ),
+            ],
+        );
+        assert_eq!(
+            out,
+            [
+                "negotiating/down AWS tunnel processed request (id=0) for IKE_SA_INIT",
+                "negotiating/down AWS tunnel is sending response (id=0) for IKE_SA_INIT",
+            ]
+        );
+        // Lines of an IKE_SA nothing places are bounded, never grow without end.
+        for id in 0..(UNPLACED_SAS as u32 + 10) {
+            for _ in 0..(UNPLACED_EVENTS + 5) {
+                t.apply(&log(
+                    "(unnamed)",
+                    1000 + id,
+                    "parsed IKE_SA_INIT request 0 [ SA ]",
+                ));
+            }
+        }
+        assert!(t.unplaced.len() <= UNPLACED_SAS);
+        assert!(t.unplaced.values().all(|v| v.len() <= UNPLACED_EVENTS));
+    }
+
+    #[test]
+    fn the_cgws_delete_of_the_last_child_is_reported_once_a_rekeys_is_not() {
+        let mut t = tracker();
+        established(&mut t);
+        let out = run(
+            &mut t,
+            &[
+                // A rekey: the new child comes, the old one is closed and its DELETE
+                // answered.
+                log("ok", 2, "inbound CHILD_SA ok{2} established with SPIs aaaa0002_i bbbb0002_o and TS 10.201.0.0/24 === 10.202.0.0/24"),
+                log("ok", 2, "outbound CHILD_SA ok{2} established with SPIs aaaa0002_i bbbb0002_o and TS 10.201.0.0/24 === 10.202.0.0/24"),
+                log("ok", 2, "closing CHILD_SA ok{1} with SPIs aaaa0001_i (0 bytes) bbbb0001_o (0 bytes) and TS 10.201.0.0/24 === 10.202.0.0/24"),
+                log("ok", 2, "received DELETE for ESP CHILD_SA with SPI bbbb0001"),
+                log("ok", 2, "CHILD_SA closed"),
+                // The cgw takes the tunnel's only child down.
+                log("ok", 2, "received DELETE for ESP CHILD_SA with SPI bbbb0002"),
+                log("ok", 2, "closing CHILD_SA ok{2} with SPIs aaaa0002_i (0 bytes) bbbb0002_o (0 bytes) and TS 10.201.0.0/24 === 10.202.0.0/24"),
+                log("ok", 2, "CHILD_SA closed"),
+            ],
+        );
+        let deletes: Vec<_> = out
+            .iter()
+            .filter(|l| l.contains("DELETE for Phase 2"))
+            .collect();
+        assert_eq!(
+            deletes,
+            ["established/down AWS tunnel received DELETE for Phase 2 SA with SPI: bbbb0002"]
+        );
+    }
 }
