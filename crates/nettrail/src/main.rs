@@ -9,6 +9,7 @@
 //! - `nettrail alarms describe`: where every alarm stands.
 //! - `nettrail agent flows`: VPC flow log records from capture files and interfaces.
 //! - `nettrail agent strongswan`: tunnel activity logs from charon's vici events.
+//! - `nettrail agent openvpn`: Client VPN connection logs from OpenVPN.
 //! - `nettrail vpn diagnose`: per tunnel, where it stands and what to fix.
 //!
 //! Later subcommands (agents, vpn) join here as their issues land.
@@ -99,6 +100,8 @@ enum AgentCommand {
     Flows(Box<agent::FlowsArgs>),
     /// Site-to-Site VPN tunnel activity logs from strongSwan (charon's vici socket).
     Strongswan(Box<vpn_agents::StrongswanArgs>),
+    /// Client VPN connection logs from OpenVPN (its management interface).
+    Openvpn(Box<vpn_agents::OpenvpnArgs>),
 }
 
 #[derive(Subcommand)]
@@ -313,6 +316,7 @@ fn main() {
         Command::Alarms(AlarmsCommand::Describe(args)) => alarms_describe(args),
         Command::Agent(AgentCommand::Flows(args)) => agent::flows(*args),
         Command::Agent(AgentCommand::Strongswan(args)) => vpn_agents::strongswan(*args),
+        Command::Agent(AgentCommand::Openvpn(args)) => vpn_agents::openvpn(*args),
         Command::Vpn(VpnCommand::Diagnose(args)) => vpn_diagnose(args),
         Command::Flows(FlowsCommand::Convert {
             input,

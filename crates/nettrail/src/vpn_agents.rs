@@ -170,6 +170,127 @@ pub fn strongswan(args: StrongswanArgs) -> Result<()> {
     finished
 }
 
+/// `nettrail agent openvpn`.
+#[derive(clap::Args, Debug)]
+pub struct OpenvpnArgs {
+    /// OpenVPN's management interface: `unix:///PATH` or `tcp://HOST:PORT`. OpenVPN
+    /// must run with `--management-client-auth` (and, with 2.6,
+    /// `--auth-user-pass-optional`): the agent answers every client's CONNECT.
+    #[arg(long)]
+    pub management: String,
+    /// A file holding the management password (OpenVPN's `management ... pw-file`).
+    #[arg(long)]
+    pub management_password_file: Option<PathBuf>,
+    /// The Client VPN endpoint id of the entries (`cvpn-endpoint-…`).
+    #[arg(long)]
+    pub endpoint_id: String,
+    /// The log stream [default: as AWS names it, ENDPOINT-REGION-YYYY/MM/DD-RANDOM].
+    #[arg(long)]
+    pub log_stream: Option<String>,
+    /// The region in the default stream name [default: AWS_REGION, else us-east-1].
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only these common names may connect (repeat; default: everyone not denied).
+    #[arg(long = "allow-common-name")]
+    pub allow_common_names: Vec<String>,
+    /// These common names may not connect (repeat).
+    #[arg(long = "deny-common-name")]
+    pub deny_common_names: Vec<String>,
+    /// Seconds between updates of a connected client's entry.
+    #[arg(long, default_value_t = 60)]
+    pub update_interval: u64,
+    /// Seconds between OpenVPN's byte counts.
+    #[arg(long, default_value_t = 5)]
+    pub bytecount_interval: u64,
+    #[command(flatten)]
+    pub output: VpnOutputArgs,
+}
+
+/// Twelve letters and digits for a default stream name (AWS's are random too).
+fn random12() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    (0..12)
+        .map(|_| {
+            // xorshift64: enough to tell two agents' streams apart.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ALPHABET[(state % ALPHABET.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
+/// Runs `nettrail agent openvpn` until SIGTERM or SIGINT.
+pub fn openvpn(args: OpenvpnArgs) -> Result<()> {
+    let valid_endpoint = args
+        .endpoint_id
+        .strip_prefix("cvpn-endpoint-")
+        .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|c| c.is_ascii_hexdigit()));
+    if !valid_endpoint {
+        bail!(
+            "--endpoint-id {:?}: a Client VPN endpoint id is cvpn-endpoint- and hex digits",
+            args.endpoint_id
+        );
+    }
+    let password = match &args.management_password_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let stream = match &args.log_stream {
+        Some(stream) => stream.clone(),
+        None => {
+            let region = args
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+                .unwrap_or_else(|| "us-east-1".into());
+            let today = nettrail_formats::time::UtcDateTime::from_unix(crate::now_ms() / 1000);
+            nettrail_formats::vpn::client_vpn::default_stream_name(
+                &args.endpoint_id,
+                &region,
+                today,
+                &random12(),
+            )
+        }
+    };
+    let options = nettrail_agent::openvpn::ManagementOptions {
+        address: args.management.clone(),
+        password,
+        endpoint_id: args.endpoint_id.clone(),
+        policy: nettrail_agent::openvpn::ConnectPolicy {
+            allow_common_names: args.allow_common_names.clone(),
+            deny_common_names: args.deny_common_names.clone(),
+        },
+        update_interval: args.update_interval.max(1),
+        bytecount_interval: args.bytecount_interval.max(1),
+    };
+    let output = EventOutput::open(&args.output, "openvpn")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(nettrail_agent::openvpn::run(
+        &options,
+        |time, entry| output.emit(&stream, time * 1000, entry.to_json()),
+        crate::shutdown_signal(),
+    ));
+    let finished = output.finish();
+    result?;
+    finished
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
