@@ -6,7 +6,8 @@ strongSwan scenarios (one tunnel each, all loaded at once, as in
 ../shared/labs/vpn-labs.md): a good tunnel (established, ping through, CHILD and
 IKE rekeys, a CHILD rekey collision, DPD exchanges, deleted by the customer gateway
 at the end), PSK mismatch, IKE proposal mismatch, ESP proposal mismatch, traffic
-selector mismatch, DPD timeout, half-open timeout. OpenVPN: a good client, a client
+selector mismatch, DPD timeout, half-open timeout; then charon restarts and a last
+tunnel comes up through the reconnected agent. OpenVPN: a good client, a client
 the policy denies, a client with a certificate from another CA.
 """
 
@@ -63,12 +64,15 @@ def strongswan_run(tmp_path_factory):
     agent = None
     try:
         with StrongswanLab(work / "lab") as lab:
-            tunnels = []
-            for name in TUNNELS:
-                tunnels += ["--tunnel", f"{name}={vpn_id(name)}"]
+            # One tunnel named on the command line, the others in a tunnels file.
+            config = work / "tunnels.toml"
+            config.write_text("".join(
+                f'[[tunnels]]\nconnection = "{name}"\nvpn_connection_id = "{vpn_id(name)}"\n\n'
+                for name in TUNNELS if name != "ok"))
             agent_log = open(work / "agent.log", "wb")
             agent = subprocess.Popen(
-                [nettrail_bin(), "agent", "strongswan", "--vici", lab.vici("gw"), *tunnels,
+                [nettrail_bin(), "agent", "strongswan", "--vici", lab.vici("gw"),
+                 "--tunnel", f"ok={vpn_id('ok')}", "--config", str(config),
                  "--destination", f"logs:{TUNNEL_GROUP}", "--endpoint-url", server.endpoint,
                  "--spool-dir", str(work / "spool")],
                 env=client_env(), stdout=agent_log, stderr=subprocess.STDOUT)
@@ -116,6 +120,14 @@ def strongswan_run(tmp_path_factory):
             time.sleep(0.5)
             lab.cgw("--terminate", "--ike", "ok", "--timeout", "3")
             time.sleep(1)
+
+            # charon restarts: the agent reconnects and goes on with the next tunnel.
+            run["restarted_at_ms"] = int(time.time() * 1000)
+            lab.restart_charon("gw")
+            wait_for(lambda: (work / "agent.log").read_bytes().count(b"following charon") >= 2, 20,
+                     "the agent to follow the restarted charon")
+            lab.cgw("--initiate", "--child", "again", "--timeout", "20")
+            time.sleep(1.5)
             stop_pid(agent)
             run["agent_exit"] = agent.returncode
             run["events"] = group_events(server, TUNNEL_GROUP)
@@ -218,6 +230,14 @@ def test_a_half_open_ike_sa_times_out(strongswan_run):
     assert "AWS tunnel Timeout: deleting un-established Phase 1 IKE_SA with cgw: 10.200.0.108" in details(
         strongswan_run, "halfopen")
     assert "never completed IKE_AUTH" in report(strongswan_run, "halfopen")["cause"]["summary"]
+
+
+def test_the_agent_follows_charon_through_a_restart(strongswan_run):
+    again = tunnel(strongswan_run, "again")
+    up = [m for m in again if m["details"].startswith("AWS tunnel Phase 2 SA established")]
+    assert up and up[0]["event_timestamp"] > strongswan_run["restarted_at_ms"]
+    assert (up[0]["ike_phase1_state"], up[0]["ike_phase2_state"]) == ("established", "established")
+    assert report(strongswan_run, "again")["status"] == "UP"
 
 
 def test_diagnose_exits_non_zero_and_says_what_to_fix(strongswan_run):

@@ -100,7 +100,8 @@ class Namespaces:
 
 # ------------------------------------------------------------------ strongSwan
 
-# name: (n, local TS third octet, remote TS third octet, extra gw ike lines, cgw mistakes)
+# Tunnel name: n, giving outside IPs 10.200.0.n (AWS side) and 10.200.0.(100+n) (cgw)
+# and inside networks 10.(200+2n-1).0.0/24 and 10.(200+2n).0.0/24.
 TUNNELS = {
     "ok": 1,
     "pskbad": 2,
@@ -108,6 +109,7 @@ TUNNELS = {
     "espprop": 4,
     "tsbad": 5,
     "dpd": 6,
+    "again": 7,
     "halfopen": 8,
 }
 
@@ -232,18 +234,7 @@ class StrongswanLab:
                     (d / sub).mkdir(parents=True, exist_ok=True)
                 (d / "strongswan.conf").write_text(strongswan_conf(d))
                 (d / "swanctl.conf").write_text(swanctl_conf(side))
-                # The bind mount gives each charon its own /run (charon.pid is fixed);
-                # `ip netns exec` makes a private mount namespace and every step
-                # exec()s, so the PID is charon's.
-                env = dict(os.environ, TZ="UTC", STRONGSWAN_CONF=str(d / "strongswan.conf"))
-                self.charons[side] = subprocess.Popen(
-                    ["ip", "netns", "exec", self.netns(side), "sh", "-c",
-                     f"mount --bind '{d / 'run'}' /run && exec {CHARON}"],
-                    env=env, stdout=open(d / "charon.stdout", "wb"), stderr=subprocess.STDOUT)
-            for side in ("gw", "cgw"):
-                sock = self.side_dir(side) / "charon.vici"
-                wait_for(sock.exists, 10, f"charon {side}'s vici socket")
-                self.swanctl(side, "--load-all", "--file", str(self.side_dir(side) / "swanctl.conf"), check=True)
+                self.start_charon(side)
         except BaseException:
             self.__exit__()
             raise
@@ -253,6 +244,26 @@ class StrongswanLab:
         for proc in self.charons.values():
             stop_pid(proc)
         self.ns.__exit__()
+
+    def start_charon(self, side):
+        """Starts one side's charon and loads its connections."""
+        d = self.side_dir(side)
+        sock = d / "charon.vici"
+        sock.unlink(missing_ok=True)
+        # The bind mount gives each charon its own /run (charon.pid is fixed); `ip netns
+        # exec` makes a private mount namespace and every step exec()s, so the PID is
+        # charon's.
+        env = dict(os.environ, TZ="UTC", STRONGSWAN_CONF=str(d / "strongswan.conf"))
+        self.charons[side] = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns(side), "sh", "-c",
+             f"mount --bind '{d / 'run'}' /run && exec {CHARON}"],
+            env=env, stdout=open(d / "charon.stdout", "ab"), stderr=subprocess.STDOUT)
+        wait_for(sock.exists, 10, f"charon {side}'s vici socket")
+        self.swanctl(side, "--load-all", "--file", str(d / "swanctl.conf"), check=True)
+
+    def restart_charon(self, side):
+        stop_pid(self.charons[side])
+        self.start_charon(side)
 
     def swanctl(self, side, *args, check=False, timeout=60):
         env = dict(os.environ, STRONGSWAN_CONF=str(self.side_dir(side) / "strongswan.conf"))

@@ -108,8 +108,46 @@ pub struct StrongswanArgs {
     /// `json` (AWS's default) or `text`.
     #[arg(long, default_value = "json")]
     pub log_output_format: String,
+    /// A TOML file of tunnels (`[[tunnels]]` with `connection`, `vpn_connection_id`
+    /// and optionally `outside_ip`), added to those of `--tunnel`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub output: VpnOutputArgs,
+}
+
+/// The tunnels file of `nettrail agent strongswan --config`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrongswanConfig {
+    #[serde(default)]
+    tunnels: Vec<TunnelSpec>,
+}
+
+/// One tunnel of the tunnels file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TunnelSpec {
+    connection: String,
+    vpn_connection_id: String,
+    outside_ip: Option<String>,
+}
+
+/// The tunnels of a tunnels file, checked like `--tunnel`.
+fn tunnels_of_config(text: &str) -> Result<Vec<TunnelMapping>> {
+    let config: StrongswanConfig = toml::from_str(text)?;
+    config
+        .tunnels
+        .iter()
+        .map(|t| {
+            let mut spec = format!("{}={}", t.connection, t.vpn_connection_id);
+            if let Some(ip) = &t.outside_ip {
+                spec.push('@');
+                spec.push_str(ip);
+            }
+            parse_tunnel_mapping(&spec).map_err(|e| anyhow::anyhow!("tunnel {}: {e}", t.connection))
+        })
+        .collect()
 }
 
 /// Reads `CONNECTION=VPN_ID[@OUTSIDE_IP]`.
@@ -147,6 +185,15 @@ pub fn strongswan(args: StrongswanArgs) -> Result<()> {
         "text" => true,
         other => bail!("--log-output-format {other:?}: use json or text"),
     };
+    let mut tunnels = args.tunnels.clone();
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        tunnels.extend(
+            tunnels_of_config(&text)
+                .with_context(|| format!("invalid config file {}", path.display()))?,
+        );
+    }
     let output = EventOutput::open(&args.output, "strongswan")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -154,7 +201,7 @@ pub fn strongswan(args: StrongswanArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(nettrail_agent::strongswan::run(
         &args.vici,
-        &args.tunnels,
+        &tunnels,
         |event| {
             let message = if text {
                 event.log.to_text()
@@ -315,5 +362,22 @@ mod tests {
         assert!(parse_tunnel_mapping("ok=vpn-1@nowhere")
             .unwrap_err()
             .contains("not an IP"));
+    }
+
+    #[test]
+    fn a_tunnels_file_reads_and_its_mistakes_are_named() {
+        let tunnels = tunnels_of_config(
+            "[[tunnels]]\nconnection = \"aws-1\"\nvpn_connection_id = \"vpn-0123456789abcdef0\"\noutside_ip = \"203.0.113.10\"\n\n[[tunnels]]\nconnection = \"aws-2\"\nvpn_connection_id = \"vpn-0123456789abcdef0\"\n",
+        )
+        .unwrap();
+        assert_eq!(tunnels.len(), 2);
+        assert_eq!(tunnels[0].outside_ip.as_deref(), Some("203.0.113.10"));
+        assert_eq!(tunnels[1].outside_ip, None);
+        let err = tunnels_of_config(
+            "[[tunnels]]\nconnection = \"x\"\nvpn_connection_id = \"tunnel-1\"\n",
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("tunnel x"), "{err:#}");
+        assert!(tunnels_of_config("[[tunnels]]\nconection = \"x\"\n").is_err());
     }
 }

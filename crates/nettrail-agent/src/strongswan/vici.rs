@@ -223,6 +223,9 @@ pub async fn run(
                 continue;
             }
         };
+        // rsvici's reader keeps running when the socket closes and only reports the
+        // failure to its error handler, so charon going away is seen there.
+        let mut errors = client.listen_for_errors();
         let mut tracker = TunnelTracker::new(tunnels_from_conns(&conns, mappings));
         tracing::info!(
             vici = address,
@@ -243,6 +246,14 @@ pub async fn run(
         loop {
             let next = tokio::select! {
                 next = merged.next() => next,
+                Some(e) = errors.next() => {
+                    if e.is_io() {
+                        tracing::warn!(vici = address, error = %e, "charon went away; reconnecting");
+                        break;
+                    }
+                    tracing::debug!(vici = address, error = %e, "unexpected vici packet");
+                    continue;
+                }
                 () = &mut shutdown => return Ok(()),
             };
             match next {
