@@ -8,7 +8,8 @@ IKE rekeys, a CHILD rekey collision, DPD exchanges, deleted by the customer gate
 at the end), PSK mismatch, IKE proposal mismatch, ESP proposal mismatch, traffic
 selector mismatch, DPD timeout, half-open timeout; then charon restarts and a last
 tunnel comes up through the reconnected agent. OpenVPN: a good client, a client
-the policy denies, a client with a certificate from another CA.
+the policy denies, a client with a certificate from another CA, and a client after the
+server restarted.
 """
 
 import json
@@ -284,6 +285,17 @@ def openvpn_run(tmp_path_factory):
             wait_for(lambda: "VERIFY ERROR" in lab.server_log() and "CN=rogue.test" in lab.server_log(), 20,
                      "the server to refuse the other CA's client")
             stop_pid(rogue)
+
+            # The server restarts and holds until a management client releases it:
+            # the agent reconnects, and the next client is logged.
+            lab.restart_server()
+            wait_for(lambda: lab.server_log().count("Initialization Sequence Completed") >= 2, 30,
+                     "the restarted server to be released by the agent")
+            again, again_log = lab.client("client1.test")
+            wait_for(lambda: again_log.read_text().count("Initialization Sequence Completed") >= 2, 20,
+                     "client1 to connect again")
+            time.sleep(1)
+            stop_pid(again)
             time.sleep(1)
             stop_pid(agent)
             run["agent_exit"] = agent.returncode
@@ -300,7 +312,9 @@ def entries_of(run, cn):
 
 def test_a_good_client_is_logged_with_growing_counts_and_an_end(openvpn_run):
     assert openvpn_run["ping"].returncode == 0
-    entries = entries_of(openvpn_run, "client1.test")
+    everything = entries_of(openvpn_run, "client1.test")
+    # The first connection's entries (client1 connects again after the restart).
+    entries = [e for e in everything if e["connection-id"] == everything[0]["connection-id"]]
     assert len(entries) >= 3, entries
     first, last = entries[0], entries[-1]
     assert first["connection-attempt-status"] == "successful"
@@ -309,7 +323,6 @@ def test_a_good_client_is_logged_with_growing_counts_and_an_end(openvpn_run):
     assert first["client-ip"] == "10.250.0.2" and first["device-ip"] == "10.210.0.2"
     assert first["transport-protocol"] == "udp" and first["device-type"] == "linux"
     assert first["ingress-packets"] == "NA"
-    assert len({e["connection-id"] for e in entries}) == 1
     ingress = [int(e["ingress-bytes"]) for e in entries]
     # Counts only grow, and the updates show them growing.
     assert ingress == sorted(ingress) and ingress[-1] > 0 and len(set(ingress)) >= 2, ingress
@@ -326,6 +339,11 @@ def test_a_denied_client_is_one_failed_entry(openvpn_run):
     assert e["connection-attempt-status"] == "failed"
     assert e["connection-attempt-failure-reason"] == "client-connect-failed"
     assert e["connection-start-time"] == "NA" and e["client-ip"] == "NA"
+
+
+def test_the_agent_follows_the_server_through_a_restart(openvpn_run):
+    ids = {e["connection-id"] for e in entries_of(openvpn_run, "client1.test")}
+    assert len(ids) == 2, "a new connection after the restart, with its own id"
 
 
 def test_a_client_of_another_ca_makes_no_entry(openvpn_run):

@@ -332,16 +332,13 @@ dh none
 keepalive 2 10
 disable-dco
 verb 3
-log {self.work}/server.log
+log-append {self.work}/server.log
 management {self.mgmt} unix
 management-client-auth
 auth-user-pass-optional
 management-hold
 """)
-            self.server = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns.left, "openvpn", "--config", str(self.work / "server.conf")],
-                stdout=open(self.work / "server.stdout", "wb"), stderr=subprocess.STDOUT)
-            wait_for(self.mgmt.exists, 10, "the OpenVPN management socket")
+            self.start_server()
         except BaseException:
             self.__exit__()
             raise
@@ -352,6 +349,17 @@ management-hold
             stop_pid(client)
         stop_pid(self.server)
         self.ns.__exit__()
+
+    def start_server(self):
+        self.mgmt.unlink(missing_ok=True)
+        self.server = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns.left, "openvpn", "--config", str(self.work / "server.conf")],
+            stdout=open(self.work / "server.stdout", "ab"), stderr=subprocess.STDOUT)
+        wait_for(self.mgmt.exists, 10, "the OpenVPN management socket")
+
+    def restart_server(self):
+        stop_pid(self.server)
+        self.start_server()
 
     def client(self, name):
         """Starts a client; returns (process, log path)."""
@@ -373,7 +381,7 @@ connect-retry-max 1
 hand-window 10
 disable-dco
 verb 3
-log {log}
+log-append {log}
 push-peer-info
 """)
         proc = subprocess.Popen(["ip", "netns", "exec", self.ns.right, "openvpn", "--config", str(conf)],
