@@ -570,6 +570,28 @@ mod tests {
             .contains("never completed IKE_AUTH"));
     }
 
+    /// Events as AWS's own tunnels write them (booleans as text, states capitalised,
+    /// older events in seconds) are read and diagnosed alike.
+    #[test]
+    fn aws_written_events_are_diagnosed() {
+        let lines = [
+            r#"{"event_timestamp":1659000000,"details":"AWS tunnel Phase 2 SA established with SPI: 1","dpd_enabled":"True","nat_t_detected":"False","ike_phase1_state":"Established","ike_phase2_state":"Established"}"#,
+            r#"{"event_timestamp":1659000100,"details":"AWS tunnel DPD timed out after 5 retransmits","dpd_enabled":"True","nat_t_detected":"False","ike_phase1_state":"Down","ike_phase2_state":"Down"}"#,
+        ];
+        let events: Vec<(i64, TunnelActivityLog)> = lines
+            .iter()
+            .map(|l| {
+                let log = TunnelActivityLog::from_json(l).unwrap();
+                (log.event_timestamp * 1000, log)
+            })
+            .collect();
+        let r = diagnose("vpn-1234abcd_1.2.3.4", &events);
+        assert!(!r.up);
+        assert_eq!((r.flaps, r.dpd_timeouts), (1, 1));
+        assert_eq!(r.phase1, "Down");
+        assert!(r.cause.unwrap().summary.contains("dead peer detection"));
+    }
+
     /// The tunnels of the strongSwan lab (its recorded vici events, through the
     /// agent's tracker): each is diagnosed with its own cause.
     #[test]
