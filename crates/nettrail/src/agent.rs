@@ -476,11 +476,25 @@ pub fn flows(args: FlowsArgs) -> Result<()> {
         }
         flows::run_capture_files(&files, &settings, sink.as_mut())?
     };
-    let damaged: Vec<String> = report
+    let mut damaged: Vec<String> = report
         .files
         .iter()
         .filter_map(|(path, r)| r.error.as_ref().map(|e| format!("{}: {e}", path.display())))
         .collect();
+    damaged.extend(
+        report
+            .files
+            .iter()
+            .filter(|(_, r)| r.resyncs > 0)
+            .map(|(path, r)| {
+                format!(
+                    "{}: {} damaged stretches ({} bytes) skipped to the next readable record",
+                    path.display(),
+                    r.resyncs,
+                    r.skipped_bytes
+                )
+            }),
+    );
     let summary = serde_json::json!({
         "files": report.files.len(),
         "frames": report.frames,

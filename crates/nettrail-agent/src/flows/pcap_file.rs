@@ -37,6 +37,10 @@ pub struct FileReport {
     pub interfaces: u32,
     /// Why reading stopped before the end, if it did.
     pub error: Option<String>,
+    /// Damaged stretches of a pcap file that were skipped to the next readable record.
+    pub resyncs: u32,
+    /// Bytes skipped in them.
+    pub skipped_bytes: u64,
 }
 
 struct Interface {
@@ -70,12 +74,41 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut section_base = 0usize;
     let mut legacy_nanos = false;
+    // Legacy pcap: the byte order, and the seconds of the last good record (what a
+    // record found after damage is checked against).
+    let mut legacy_big_endian: Option<bool> = None;
+    let mut last_seconds: Option<u32> = None;
     loop {
+        // A legacy record whose length no capture can have is damage: skip to the next
+        // record that reads as one (pcap has no markers, so records are recognised by
+        // their sane lengths and times), as pcapfix does, instead of giving up.
+        if let Some(big_endian) = legacy_big_endian {
+            let damaged = legacy_header(reader.data(), big_endian)
+                .is_some_and(|h| h.caplen as usize > MAX_FRAME);
+            if damaged {
+                let at = reader.consumed();
+                match resync(reader.as_mut(), big_endian, last_seconds) {
+                    Some(skipped) => {
+                        report.resyncs += 1;
+                        report.skipped_bytes += skipped as u64;
+                        tracing::debug!(byte = at, skipped, "damaged pcap record skipped");
+                        continue;
+                    }
+                    None => {
+                        report.error = Some(format!(
+                            "damaged at byte {at}: no readable record after it; frames before it were read"
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
         match reader.next() {
             Ok((offset, block)) => {
                 match block {
                     PcapBlockOwned::LegacyHeader(header) => {
                         legacy_nanos = header.is_nanosecond_precision();
+                        legacy_big_endian = Some(header.is_bigendian());
                         interfaces.push(Interface {
                             link: LinkType::from_pcap(header.network.0 as u32),
                             resolution: if legacy_nanos {
@@ -94,6 +127,7 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                         };
                         let caplen = (packet.caplen as usize).min(packet.data.len());
                         report.frames += 1;
+                        last_seconds = Some(packet.ts_sec);
                         visit(Frame {
                             interface: 0,
                             link: interfaces.first().and_then(|i| i.link),
@@ -146,7 +180,7 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                     report.error = Some(format!(
                         "a record larger than {} MiB at byte {}",
                         MAX_BUFFER >> 20,
-                        reader.position()
+                        reader.consumed()
                     ));
                     break;
                 }
@@ -154,7 +188,7 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
             Err(PcapError::UnexpectedEof) => {
                 report.error = Some(format!(
                     "cut short: the last record (at byte {}) is incomplete",
-                    reader.position()
+                    reader.consumed()
                 ));
                 break;
             }
@@ -162,7 +196,7 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                 let what = format!("{e:?}");
                 report.error = Some(format!(
                     "damaged at byte {}: {what}; frames before it were read",
-                    reader.position()
+                    reader.consumed()
                 ));
                 break;
             }
@@ -170,6 +204,91 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
     }
     report.interfaces = interfaces.len() as u32;
     report
+}
+
+/// libpcap's largest snapshot length: no record of a real capture holds more.
+const MAX_FRAME: usize = 262_144;
+
+/// A legacy pcap record header.
+struct LegacyHeader {
+    seconds: u32,
+    fraction: u32,
+    caplen: u32,
+    origlen: u32,
+}
+
+/// The record header at the start of `bytes`, if 16 bytes are there.
+fn legacy_header(bytes: &[u8], big_endian: bool) -> Option<LegacyHeader> {
+    let word = |i: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    Some(LegacyHeader {
+        seconds: word(0)?,
+        fraction: word(4)?,
+        caplen: word(8)?,
+        origlen: word(12)?,
+    })
+}
+
+/// Whether a record can start at `at` in `data`: sane lengths, a fraction below one
+/// second (in nanoseconds at most), a time within a day of the last good record, and
+/// the record after it sane too (unless the buffered data ends first).
+fn plausible_record(data: &[u8], at: usize, big_endian: bool, last_seconds: Option<u32>) -> bool {
+    let sane = |h: &LegacyHeader| {
+        h.caplen as usize <= MAX_FRAME
+            && h.caplen <= h.origlen
+            && h.origlen <= 1 << 20
+            && h.fraction < 1_000_000_000
+            && last_seconds.is_none_or(|last| h.seconds.abs_diff(last) <= 86_400)
+    };
+    let Some(header) = legacy_header(&data[at.min(data.len())..], big_endian) else {
+        return false;
+    };
+    if !sane(&header) {
+        return false;
+    }
+    let next = at + 16 + header.caplen as usize;
+    match data.get(next..) {
+        Some(rest) if rest.len() >= 16 => legacy_header(rest, big_endian).is_some_and(|h| sane(&h)),
+        _ => true,
+    }
+}
+
+/// Skips from a damaged record to the next plausible one; returns the bytes skipped,
+/// or None when the file ends first.
+fn resync(
+    reader: &mut dyn pcap_parser::traits::PcapReaderIterator,
+    big_endian: bool,
+    last_seconds: Option<u32>,
+) -> Option<usize> {
+    let mut skipped = 0usize;
+    loop {
+        let data = reader.data();
+        let found = (1..data.len().saturating_sub(15))
+            .find(|&at| plausible_record(data, at, big_endian, last_seconds));
+        if let Some(at) = found {
+            reader.consume(at);
+            return Some(skipped + at);
+        }
+        // Keep the last 15 bytes: a header may straddle the refill.
+        let drop = data.len().saturating_sub(15).max(1).min(data.len());
+        if drop == 0 || (reader.reader_exhausted() && data.len() <= 16) {
+            return None;
+        }
+        reader.consume(drop);
+        skipped += drop;
+        let before = reader.data().len();
+        if reader.refill().is_err()
+            || (reader.reader_exhausted() && reader.data().len() == before && before < 16)
+        {
+            return None;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,5 +343,56 @@ mod tests {
         // Not a capture at all.
         let (times, report) = frames(b"hello, this is not a capture file at all......");
         assert!(times.is_empty() && report.error.unwrap().contains("not a pcap"));
+    }
+
+    #[test]
+    fn a_record_with_garbage_lengths_is_skipped_to_the_next_readable_one() {
+        let frame = vec![0u8; 60];
+        let mut file = pcap(&[(1_000, 5, frame.clone()), (1_001, 6, frame.clone())]);
+        // Damage: a header whose lengths no capture has, and junk after it.
+        file.extend(1_002u32.to_le_bytes());
+        file.extend(0u32.to_le_bytes());
+        file.extend(0xffff_ff00u32.to_le_bytes());
+        file.extend(0xffff_ff00u32.to_le_bytes());
+        file.extend([0xa5u8; 37]);
+        let good = pcap(&[(1_003, 7, frame.clone()), (1_004, 8, frame.clone())]);
+        file.extend(&good[24..]);
+        let (times, report) = frames(&file);
+        assert_eq!(
+            times,
+            [1_000_000_005, 1_001_000_006, 1_003_000_007, 1_004_000_008]
+        );
+        assert_eq!(
+            (report.resyncs, report.skipped_bytes, report.error),
+            (1, 16 + 37, None)
+        );
+        // Damage that runs to the end: what came before is kept, and it is said.
+        let cut = file.len() - good.len() + 24;
+        let (times, report) = frames(&file[..cut]);
+        assert_eq!(times.len(), 2);
+        assert!(report
+            .error
+            .unwrap()
+            .contains("no readable record after it"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever follows a valid header (damage, junk, cut records), reading ends
+        /// without a panic and never makes more frames than there are bytes for.
+        #[test]
+        fn any_bytes_after_a_header_are_read_without_panicking(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            good in 0usize..4,
+        ) {
+            let frame = vec![0u8; 60];
+            let records: Vec<(u32, u32, Vec<u8>)> = (0..good).map(|i| (1_000 + i as u32, 0, frame.clone())).collect();
+            let mut file = pcap(&records);
+            file.extend(&tail);
+            let (times, report) = frames(&file);
+            proptest::prop_assert!(times.len() >= good);
+            proptest::prop_assert!(times.len() <= good + tail.len() / 16);
+            proptest::prop_assert!(report.skipped_bytes as usize <= tail.len());
+        }
     }
 }
