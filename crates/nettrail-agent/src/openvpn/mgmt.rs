@@ -207,8 +207,12 @@ async fn session(
                     password_sent = true;
                 }
             }
+            // The interface greets once it accepts commands: after the password, or at
+            // once when it has none (a password configured here but not there).
             MgmtMessage::Other(text)
-                if !started && text.starts_with("SUCCESS: password is correct") =>
+                if !started
+                    && (text.starts_with("SUCCESS: password is correct")
+                        || text.starts_with(">INFO:")) =>
             {
                 started = true;
                 reply = start_commands.clone();
@@ -350,6 +354,46 @@ mod tests {
         );
         // What is left without a line break at the end of the stream is dropped.
         assert_eq!(lines.next_line().await.unwrap(), None);
+    }
+
+    /// A password set here but not there: the interface's greeting starts the session.
+    #[tokio::test]
+    async fn an_interface_without_a_password_is_started_by_its_greeting() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket
+                .write_all(b">INFO:OpenVPN Management Interface Version 5 -- type 'help' for more info\r\n")
+                .await
+                .unwrap();
+            let mut said = Vec::new();
+            let mut buf = [0u8; 256];
+            while !said.ends_with(b"hold release\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                said.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8(said).unwrap()
+        });
+        let options = ManagementOptions {
+            address: format!("tcp://127.0.0.1:{port}"),
+            password: Some("unused".into()),
+            endpoint_id: "cvpn-endpoint-0".into(),
+            policy: ConnectPolicy::default(),
+            update_interval: 60,
+            bytecount_interval: 2,
+        };
+        let said = tokio::time::timeout(Duration::from_secs(10), async {
+            let agent = run(&options, |_, _| {}, std::future::pending());
+            tokio::select! {
+                said = server => said.unwrap(),
+                _ = agent => panic!("the agent stopped"),
+            }
+        })
+        .await
+        .expect("the agent started the session within 10 s");
+        assert_eq!(said, "bytecount 2\nhold release\n");
     }
 
     #[tokio::test]
