@@ -12,7 +12,7 @@
 //! - `nettrail agent openvpn`: Client VPN connection logs from OpenVPN.
 //! - `nettrail vpn diagnose`: per tunnel, where it stands and what to fix.
 //!
-//! Later subcommands (agents, vpn) join here as their issues land.
+//! Later subcommands (queries, the console) join here as their issues land.
 
 mod agent;
 mod flows;
