@@ -78,7 +78,34 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
     // record found after damage is checked against).
     let mut legacy_big_endian: Option<bool> = None;
     let mut last_seconds: Option<u32> = None;
+    // pcapng: the current section's byte order.
+    let mut ng_big_endian: Option<bool> = None;
     loop {
+        // A pcapng block whose length cannot be one is damage too: skip to the next
+        // block that reads as one (a known type, and its length repeated at its end).
+        if let Some(big_endian) = ng_big_endian {
+            let damaged = block_header(reader.data(), big_endian)
+                .is_some_and(|(_, length)| !sane_block_length(length));
+            if damaged {
+                let at = reader.consumed();
+                match resync(reader.as_mut(), 4, |data, at| {
+                    plausible_block(data, at, big_endian)
+                }) {
+                    Some(skipped) => {
+                        report.resyncs += 1;
+                        report.skipped_bytes += skipped as u64;
+                        tracing::debug!(byte = at, skipped, "damaged pcapng block skipped");
+                        continue;
+                    }
+                    None => {
+                        report.error = Some(format!(
+                            "damaged at byte {at}: no readable block after it; frames before it were read"
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
         // A legacy record whose length no capture can have is damage: skip to the next
         // record that reads as one (pcap has no markers, so records are recognised by
         // their sane lengths and times), as pcapfix does, instead of giving up.
@@ -87,7 +114,9 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                 .is_some_and(|h| h.caplen as usize > MAX_FRAME);
             if damaged {
                 let at = reader.consumed();
-                match resync(reader.as_mut(), big_endian, last_seconds) {
+                match resync(reader.as_mut(), 1, |data, at| {
+                    plausible_record(data, at, big_endian, last_seconds)
+                }) {
                     Some(skipped) => {
                         report.resyncs += 1;
                         report.skipped_bytes += skipped as u64;
@@ -135,8 +164,9 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                             data: &packet.data[..caplen],
                         });
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                         section_base = interfaces.len();
+                        ng_big_endian = Some(shb.big_endian());
                     }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         interfaces.push(Interface {
@@ -194,9 +224,26 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
             }
             Err(e) => {
                 let what = format!("{e:?}");
+                let at = reader.consumed();
+                // In pcapng a block that does not parse (its length not repeated at its
+                // end, say) is skipped like one with an impossible length.
+                if let Some(big_endian) = ng_big_endian {
+                    if let Some(skipped) = resync(reader.as_mut(), 4, |data, at| {
+                        plausible_block(data, at, big_endian)
+                    }) {
+                        report.resyncs += 1;
+                        report.skipped_bytes += skipped as u64;
+                        tracing::debug!(
+                            byte = at,
+                            skipped,
+                            error = what,
+                            "damaged pcapng block skipped"
+                        );
+                        continue;
+                    }
+                }
                 report.error = Some(format!(
-                    "damaged at byte {}: {what}; frames before it were read",
-                    reader.consumed()
+                    "damaged at byte {at}: {what}; frames before it were read"
                 ));
                 break;
             }
@@ -217,16 +264,19 @@ struct LegacyHeader {
     origlen: u32,
 }
 
+/// The 32-bit word at byte `i` of `bytes`, in the file's byte order.
+fn word_at(bytes: &[u8], i: usize, big_endian: bool) -> Option<u32> {
+    let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
+    Some(if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    })
+}
+
 /// The record header at the start of `bytes`, if 16 bytes are there.
 fn legacy_header(bytes: &[u8], big_endian: bool) -> Option<LegacyHeader> {
-    let word = |i: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(i..i + 4)?.try_into().ok()?;
-        Some(if big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_le_bytes(b)
-        })
-    };
+    let word = |i: usize| word_at(bytes, i, big_endian);
     Some(LegacyHeader {
         seconds: word(0)?,
         fraction: word(4)?,
@@ -259,32 +309,83 @@ fn plausible_record(data: &[u8], at: usize, big_endian: bool, last_seconds: Opti
     }
 }
 
-/// Skips from a damaged record to the next plausible one; returns the bytes skipped,
-/// or None when the file ends first.
+/// The type and total length of the pcapng block at the start of `bytes`.
+fn block_header(bytes: &[u8], big_endian: bool) -> Option<(u32, u32)> {
+    Some((
+        word_at(bytes, 0, big_endian)?,
+        word_at(bytes, 4, big_endian)?,
+    ))
+}
+
+/// Whether a pcapng block can be this long: the 12 bytes of type and both lengths at
+/// least, a multiple of 4, and no larger than the reader's largest buffer.
+fn sane_block_length(length: u32) -> bool {
+    length >= 12 && length.is_multiple_of(4) && length as usize <= MAX_BUFFER
+}
+
+/// Whether a pcapng block can start at `at` in `data`: a type pcapng defines, a sane
+/// length, and that length repeated at the block's end (unless the buffered data
+/// ends first).
+fn plausible_block(data: &[u8], at: usize, big_endian: bool) -> bool {
+    const KNOWN: &[u32] = &[
+        0x0A0D_0D0A, // section header
+        0x0000_0001, // interface description
+        0x0000_0003, // simple packet
+        0x0000_0004, // name resolution
+        0x0000_0005, // interface statistics
+        0x0000_0006, // enhanced packet
+        0x0000_000A, // decryption secrets
+        0x0000_0BAD, // custom
+        0x4000_0BAD, // custom, not to be copied
+    ];
+    let Some((kind, length)) = block_header(&data[at.min(data.len())..], big_endian) else {
+        return false;
+    };
+    if !KNOWN.contains(&kind) || !sane_block_length(length) {
+        return false;
+    }
+    let end = at + length as usize;
+    match data.get(end - 4..end) {
+        Some(trailer) => word_at(trailer, 0, big_endian) == Some(length),
+        None => true,
+    }
+}
+
+/// Skips from damage to the next position (a multiple of `step` bytes on) where
+/// `plausible` says a record or block starts; returns the bytes skipped, or None when
+/// the file ends first.
 fn resync(
     reader: &mut dyn pcap_parser::traits::PcapReaderIterator,
-    big_endian: bool,
-    last_seconds: Option<u32>,
+    step: usize,
+    plausible: impl Fn(&[u8], usize) -> bool,
 ) -> Option<usize> {
     let mut skipped = 0usize;
     loop {
         let data = reader.data();
-        let found = (1..data.len().saturating_sub(15))
-            .find(|&at| plausible_record(data, at, big_endian, last_seconds));
+        let found = (step..data.len().saturating_sub(15))
+            .step_by(step)
+            .find(|&at| plausible(data, at));
         if let Some(at) = found {
             reader.consume(at);
             return Some(skipped + at);
         }
-        // Keep the last 15 bytes: a header may straddle the refill.
-        let drop = data.len().saturating_sub(15).max(1).min(data.len());
-        if drop == 0 || (reader.reader_exhausted() && data.len() <= 16) {
+        // Keep the last bytes that may hold the start of a header across the refill,
+        // rounded to the step so that alignment is kept.
+        let keep = 16usize.div_ceil(step) * step;
+        let drop = data.len().saturating_sub(keep) / step * step;
+        let drop = if drop == 0 {
+            step.min(data.len())
+        } else {
+            drop
+        };
+        if drop == 0 || (reader.reader_exhausted() && data.len() <= keep) {
             return None;
         }
         reader.consume(drop);
         skipped += drop;
         let before = reader.data().len();
         if reader.refill().is_err()
-            || (reader.reader_exhausted() && reader.data().len() == before && before < 16)
+            || (reader.reader_exhausted() && reader.data().len() == before && before <= keep)
         {
             return None;
         }
@@ -376,6 +477,68 @@ mod tests {
             .contains("no readable record after it"));
     }
 
+    /// A pcapng file: section header, one Ethernet interface (microseconds), then an
+    /// enhanced packet per (seconds, frame).
+    fn pcapng(packets: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let block = |kind: u32, body: &[u8]| {
+            let length = (12 + body.len()) as u32;
+            let mut out = kind.to_le_bytes().to_vec();
+            out.extend(length.to_le_bytes());
+            out.extend(body);
+            out.extend(length.to_le_bytes());
+            out
+        };
+        let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+        shb.extend(1u16.to_le_bytes());
+        shb.extend(0u16.to_le_bytes());
+        shb.extend((-1i64).to_le_bytes());
+        let mut out = block(0x0A0D_0D0A, &shb);
+        let mut idb = 1u16.to_le_bytes().to_vec();
+        idb.extend(0u16.to_le_bytes());
+        idb.extend(65535u32.to_le_bytes());
+        out.extend(block(1, &idb));
+        for (seconds, frame) in packets {
+            let micros = u64::from(*seconds) * 1_000_000;
+            let mut epb = 0u32.to_le_bytes().to_vec();
+            epb.extend(((micros >> 32) as u32).to_le_bytes());
+            epb.extend((micros as u32).to_le_bytes());
+            epb.extend((frame.len() as u32).to_le_bytes());
+            epb.extend((frame.len() as u32).to_le_bytes());
+            epb.extend(frame);
+            while !epb.len().is_multiple_of(4) {
+                epb.push(0);
+            }
+            out.extend(block(6, &epb));
+        }
+        out
+    }
+
+    #[test]
+    fn a_damaged_pcapng_block_is_skipped_to_the_next_block() {
+        let frame = vec![0u8; 62];
+        let good = pcapng(&[
+            (1_000, frame.clone()),
+            (1_001, frame.clone()),
+            (1_002, frame.clone()),
+        ]);
+        let (times, report) = frames(&good);
+        assert_eq!(times.len(), 3);
+        assert_eq!(report.error, None);
+        // The second packet's block: its length made impossible.
+        let second = 28 + 20 + 96;
+        let mut bad_length = good.clone();
+        bad_length[second + 4..second + 8].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        let (times, report) = frames(&bad_length);
+        assert_eq!(times, [1_000_000_000, 1_002_000_000]);
+        assert_eq!((report.resyncs, report.error), (1, None));
+        // Its trailing length no longer matching: the block does not parse.
+        let mut bad_trailer = good.clone();
+        bad_trailer[second + 92..second + 96].copy_from_slice(&7u32.to_le_bytes());
+        let (times, report) = frames(&bad_trailer);
+        assert_eq!(times, [1_000_000_000, 1_002_000_000]);
+        assert_eq!(report.resyncs, 1);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
         /// Whatever follows a valid header (damage, junk, cut records), reading ends
@@ -392,6 +555,21 @@ mod tests {
             let (times, report) = frames(&file);
             proptest::prop_assert!(times.len() >= good);
             proptest::prop_assert!(times.len() <= good + tail.len() / 16);
+            proptest::prop_assert!(report.skipped_bytes as usize <= tail.len());
+        }
+
+        /// The same after a pcapng section and interface.
+        #[test]
+        fn any_bytes_after_a_pcapng_header_are_read_without_panicking(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            good in 0usize..4,
+        ) {
+            let packets: Vec<(u32, Vec<u8>)> = (0..good).map(|i| (1_000 + i as u32, vec![0u8; 60])).collect();
+            let mut file = pcapng(&packets);
+            file.extend(&tail);
+            let (times, report) = frames(&file);
+            proptest::prop_assert!(times.len() >= good);
+            proptest::prop_assert!(times.len() <= good + tail.len() / 32);
             proptest::prop_assert!(report.skipped_bytes as usize <= tail.len());
         }
     }
