@@ -13,8 +13,6 @@ server restarted.
 """
 
 import json
-import os
-import signal
 import subprocess
 import time
 
