@@ -7,11 +7,13 @@
 //!   AWS's S3 layout, or a nettrail log group.
 //! - [`strongswan`]: Site-to-Site VPN tunnel activity logs from charon's vici events.
 //! - [`openvpn`]: Client VPN connection logs from OpenVPN's management interface.
+//! - [`daemon`]: the VPN agents' daemon addresses and reconnection.
 //! - [`ship`]: the one path to a nettrail log group (batches, SigV4, spool) that
 //!   every producer uses.
 
 #![warn(missing_docs)]
 
+pub mod daemon;
 pub mod flows;
 pub mod openvpn;
 pub mod ship;

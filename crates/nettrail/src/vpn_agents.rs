@@ -178,6 +178,15 @@ pub fn parse_tunnel_mapping(text: &str) -> Result<TunnelMapping, String> {
     })
 }
 
+/// Runs an agent's future to its end on a runtime of the calling thread.
+fn block_on<F: std::future::Future>(agent: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(agent))
+}
+
 /// Runs `nettrail agent strongswan` until SIGTERM or SIGINT.
 pub fn strongswan(args: StrongswanArgs) -> Result<()> {
     let text = match args.log_output_format.as_str() {
@@ -195,11 +204,7 @@ pub fn strongswan(args: StrongswanArgs) -> Result<()> {
         );
     }
     let output = EventOutput::open(&args.output, "strongswan")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(nettrail_agent::strongswan::run(
+    let result = block_on(nettrail_agent::strongswan::run(
         &args.vici,
         &tunnels,
         |event| {
@@ -211,7 +216,7 @@ pub fn strongswan(args: StrongswanArgs) -> Result<()> {
             output.emit(&event.stream, event.log.event_timestamp, message);
         },
         crate::shutdown_signal(),
-    ));
+    ))?;
     let finished = output.finish();
     result?;
     finished
@@ -324,15 +329,11 @@ pub fn openvpn(args: OpenvpnArgs) -> Result<()> {
         bytecount_interval: args.bytecount_interval.max(1),
     };
     let output = EventOutput::open(&args.output, "openvpn")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let result = runtime.block_on(nettrail_agent::openvpn::run(
+    let result = block_on(nettrail_agent::openvpn::run(
         &options,
         |time, entry| output.emit(&stream, time * 1000, entry.to_json()),
         crate::shutdown_signal(),
-    ));
+    ))?;
     let finished = output.finish();
     result?;
     finished

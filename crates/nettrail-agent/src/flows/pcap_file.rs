@@ -74,70 +74,27 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut section_base = 0usize;
     let mut legacy_nanos = false;
-    // Legacy pcap: the byte order, and the seconds of the last good record (what a
-    // record found after damage is checked against).
-    let mut legacy_big_endian: Option<bool> = None;
-    let mut last_seconds: Option<u32> = None;
-    // pcapng: the current section's byte order.
-    let mut ng_big_endian: Option<bool> = None;
+    // How records are framed, once the file's header (or section) says: what damage
+    // is recognised and skipped by.
+    let mut framing: Option<Framing> = None;
     loop {
-        // A pcapng block whose length cannot be one is damage too: skip to the next
-        // block that reads as one (a known type, and its length repeated at its end).
-        if let Some(big_endian) = ng_big_endian {
-            let damaged = block_header(reader.data(), big_endian)
-                .is_some_and(|(_, length)| !sane_block_length(length));
-            if damaged {
-                let at = reader.consumed();
-                match resync(reader.as_mut(), 4, |data, at| {
-                    plausible_block(data, at, big_endian)
-                }) {
-                    Some(skipped) => {
-                        report.resyncs += 1;
-                        report.skipped_bytes += skipped as u64;
-                        tracing::debug!(byte = at, skipped, "damaged pcapng block skipped");
-                        continue;
-                    }
-                    None => {
-                        report.error = Some(format!(
-                            "damaged at byte {at}: no readable block after it; frames before it were read"
-                        ));
-                        break;
-                    }
-                }
+        // A record or block whose length none can have is damage: skip to the next one
+        // that reads as one, instead of giving up on the file.
+        if let Some(f) = framing.filter(|f| f.damaged(reader.data())) {
+            if skip_damage(reader.as_mut(), f, &mut report, None) {
+                continue;
             }
-        }
-        // A legacy record whose length no capture can have is damage: skip to the next
-        // record that reads as one (pcap has no markers, so records are recognised by
-        // their sane lengths and times), as pcapfix does, instead of giving up.
-        if let Some(big_endian) = legacy_big_endian {
-            let damaged = legacy_header(reader.data(), big_endian)
-                .is_some_and(|h| h.caplen as usize > MAX_FRAME);
-            if damaged {
-                let at = reader.consumed();
-                match resync(reader.as_mut(), 1, |data, at| {
-                    plausible_record(data, at, big_endian, last_seconds)
-                }) {
-                    Some(skipped) => {
-                        report.resyncs += 1;
-                        report.skipped_bytes += skipped as u64;
-                        tracing::debug!(byte = at, skipped, "damaged pcap record skipped");
-                        continue;
-                    }
-                    None => {
-                        report.error = Some(format!(
-                            "damaged at byte {at}: no readable record after it; frames before it were read"
-                        ));
-                        break;
-                    }
-                }
-            }
+            break;
         }
         match reader.next() {
             Ok((offset, block)) => {
                 match block {
                     PcapBlockOwned::LegacyHeader(header) => {
                         legacy_nanos = header.is_nanosecond_precision();
-                        legacy_big_endian = Some(header.is_bigendian());
+                        framing = Some(Framing::Legacy {
+                            big_endian: header.is_bigendian(),
+                            last_seconds: None,
+                        });
                         interfaces.push(Interface {
                             link: LinkType::from_pcap(header.network.0 as u32),
                             resolution: if legacy_nanos {
@@ -156,7 +113,9 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                         };
                         let caplen = (packet.caplen as usize).min(packet.data.len());
                         report.frames += 1;
-                        last_seconds = Some(packet.ts_sec);
+                        if let Some(Framing::Legacy { last_seconds, .. }) = framing.as_mut() {
+                            *last_seconds = Some(packet.ts_sec);
+                        }
                         visit(Frame {
                             interface: 0,
                             link: interfaces.first().and_then(|i| i.link),
@@ -166,7 +125,9 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                         section_base = interfaces.len();
-                        ng_big_endian = Some(shb.big_endian());
+                        framing = Some(Framing::Blocks {
+                            big_endian: shb.big_endian(),
+                        });
                     }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         interfaces.push(Interface {
@@ -227,20 +188,11 @@ pub fn read_file(path: &Path, mut visit: impl FnMut(Frame<'_>)) -> FileReport {
                 let at = reader.consumed();
                 // In pcapng a block that does not parse (its length not repeated at its
                 // end, say) is skipped like one with an impossible length.
-                if let Some(big_endian) = ng_big_endian {
-                    if let Some(skipped) = resync(reader.as_mut(), 4, |data, at| {
-                        plausible_block(data, at, big_endian)
-                    }) {
-                        report.resyncs += 1;
-                        report.skipped_bytes += skipped as u64;
-                        tracing::debug!(
-                            byte = at,
-                            skipped,
-                            error = what,
-                            "damaged pcapng block skipped"
-                        );
+                if let Some(f @ Framing::Blocks { .. }) = framing {
+                    if skip_damage(reader.as_mut(), f, &mut report, Some(&what)) {
                         continue;
                     }
+                    break;
                 }
                 report.error = Some(format!(
                     "damaged at byte {at}: {what}; frames before it were read"
@@ -348,6 +300,99 @@ fn plausible_block(data: &[u8], at: usize, big_endian: bool) -> bool {
     match data.get(end - 4..end) {
         Some(trailer) => word_at(trailer, 0, big_endian) == Some(length),
         None => true,
+    }
+}
+
+/// How a file's records are framed, for recognising damage and the next readable
+/// record after it.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// Legacy pcap records: a 16-byte header each and no markers, so a record is
+    /// recognised by sane lengths and times, as pcapfix does.
+    Legacy {
+        big_endian: bool,
+        /// Seconds of the last good record (a record found after damage must be near).
+        last_seconds: Option<u32>,
+    },
+    /// pcapng blocks: type, length, body, length again.
+    Blocks { big_endian: bool },
+}
+
+impl Framing {
+    /// Whether what starts `data` has a length no record or block can have.
+    fn damaged(self, data: &[u8]) -> bool {
+        match self {
+            Framing::Legacy { big_endian, .. } => {
+                legacy_header(data, big_endian).is_some_and(|h| h.caplen as usize > MAX_FRAME)
+            }
+            Framing::Blocks { big_endian } => {
+                block_header(data, big_endian).is_some_and(|(_, length)| !sane_block_length(length))
+            }
+        }
+    }
+
+    /// Whether a record or block can start at `at` in `data`.
+    fn plausible(self, data: &[u8], at: usize) -> bool {
+        match self {
+            Framing::Legacy {
+                big_endian,
+                last_seconds,
+            } => plausible_record(data, at, big_endian, last_seconds),
+            Framing::Blocks { big_endian } => plausible_block(data, at, big_endian),
+        }
+    }
+
+    /// Bytes between candidate starts (pcapng blocks are 4-byte aligned).
+    fn step(self) -> usize {
+        match self {
+            Framing::Legacy { .. } => 1,
+            Framing::Blocks { .. } => 4,
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Framing::Legacy { .. } => "record",
+            Framing::Blocks { .. } => "block",
+        }
+    }
+}
+
+/// Skips the damage at the reader's position to the next readable record or block
+/// and counts it (true), or says where reading stopped (false); `what` is the parse
+/// error, when one found the damage.
+fn skip_damage(
+    reader: &mut dyn pcap_parser::traits::PcapReaderIterator,
+    framing: Framing,
+    report: &mut FileReport,
+    what: Option<&str>,
+) -> bool {
+    let at = reader.consumed();
+    match resync(reader, framing.step(), |data, at| {
+        framing.plausible(data, at)
+    }) {
+        Some(skipped) => {
+            report.resyncs += 1;
+            report.skipped_bytes += skipped as u64;
+            tracing::debug!(
+                byte = at,
+                skipped,
+                error = what,
+                unit = framing.unit(),
+                "damage skipped"
+            );
+            true
+        }
+        None => {
+            report.error = Some(match what {
+                Some(what) => format!("damaged at byte {at}: {what}; frames before it were read"),
+                None => format!(
+                    "damaged at byte {at}: no readable {} after it; frames before it were read",
+                    framing.unit()
+                ),
+            });
+            false
+        }
     }
 }
 

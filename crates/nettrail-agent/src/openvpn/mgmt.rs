@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nettrail_formats::vpn::client_vpn::ConnectionLogEntry;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::daemon::{connect_with_backoff, is_daemon_address};
+
 use super::tracker::{decision_command, ClientTracker, ConnectPolicy, MgmtMessage, MgmtParser};
 
 /// How the agent talks to OpenVPN.
@@ -113,37 +115,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ManagementError> {
     let address = options.address.as_str();
-    if !(address.starts_with("unix://")
-        || address.starts_with("tcp://")
-        || address.starts_with('/'))
-    {
+    if !is_daemon_address(address) {
         return Err(ManagementError::Address(address.to_owned()));
     }
     tokio::pin!(shutdown);
-    let mut wait = Duration::from_millis(100);
-    let mut told_waiting = false;
     loop {
-        let connected = tokio::select! {
-            c = connect(address) => c,
-            () = &mut shutdown => return Ok(()),
+        let Some(stream) =
+            connect_with_backoff("openvpn", address, || connect(address), &mut shutdown).await
+        else {
+            return Ok(());
         };
-        let stream = match connected {
-            Ok(stream) => stream,
-            Err(e) => {
-                if !told_waiting {
-                    tracing::warn!(management = address, error = %e, "waiting for openvpn");
-                    told_waiting = true;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        wait = Duration::from_millis(100);
-        told_waiting = false;
         tracing::info!(management = address, "following openvpn");
         match session(stream, options, &mut emit, &mut shutdown).await? {
             SessionEnd::Shutdown => return Ok(()),

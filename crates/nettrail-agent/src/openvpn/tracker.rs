@@ -233,6 +233,20 @@ struct Client {
 }
 
 impl Client {
+    /// A client first heard of at `now`.
+    fn new(now: i64) -> Client {
+        Client {
+            connect_env: Vec::new(),
+            established_env: Vec::new(),
+            address: None,
+            start_unix: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            denied: false,
+            last_update: now,
+        }
+    }
+
     fn get(&self, key: &str) -> Option<&str> {
         self.established_env
             .iter()
@@ -324,16 +338,7 @@ impl ClientTracker {
                 let common_name = event.env("common_name").unwrap_or("");
                 let decision = self.policy.decide(common_name);
                 let reauth = event.kind == ClientEventKind::Reauth;
-                let client = self.clients.entry(cid).or_insert_with(|| Client {
-                    connect_env: Vec::new(),
-                    established_env: Vec::new(),
-                    address: None,
-                    start_unix: None,
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    denied: false,
-                    last_update: now,
-                });
+                let client = self.clients.entry(cid).or_insert_with(|| Client::new(now));
                 if !reauth || client.connect_env.is_empty() {
                     client.connect_env = event.env.clone();
                 }
@@ -355,16 +360,7 @@ impl ClientTracker {
                 (None, Vec::new())
             }
             ClientEventKind::Established => {
-                let client = self.clients.entry(cid).or_insert_with(|| Client {
-                    connect_env: Vec::new(),
-                    established_env: Vec::new(),
-                    address: None,
-                    start_unix: None,
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    denied: false,
-                    last_update: now,
-                });
+                let client = self.clients.entry(cid).or_insert_with(|| Client::new(now));
                 client.established_env = event.env.clone();
                 client.start_unix = event
                     .env("time_unix")

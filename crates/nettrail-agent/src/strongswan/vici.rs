@@ -4,11 +4,13 @@
 
 use std::fmt;
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::{select_all, StreamExt};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+use crate::daemon::{connect_with_backoff, is_daemon_address};
 
 use super::tracker::{TunnelConfig, TunnelLogEvent, TunnelTracker, ViciEvent};
 
@@ -183,39 +185,18 @@ pub async fn run(
     mut emit: impl FnMut(TunnelLogEvent),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ViciError> {
-    if !(address.starts_with("unix://")
-        || address.starts_with("tcp://")
-        || address.starts_with('/'))
-    {
+    if !is_daemon_address(address) {
         return Err(ViciError::Address(address.to_owned()));
     }
     tokio::pin!(shutdown);
-    let mut wait = Duration::from_millis(100);
-    let mut told_waiting = false;
     loop {
-        let connected = tokio::select! {
-            c = connect(address) => c,
-            () = &mut shutdown => return Ok(()),
+        // charon's listen backlog is small: EAGAIN while it is busy, ENOENT or
+        // ECONNREFUSED while it (re)starts.
+        let Some(mut client) =
+            connect_with_backoff("charon", address, || connect(address), &mut shutdown).await
+        else {
+            return Ok(());
         };
-        let mut client = match connected {
-            Ok(client) => client,
-            Err(e) => {
-                // charon's listen backlog is small: EAGAIN while it is busy, ENOENT
-                // or ECONNREFUSED while it (re)starts.
-                if !told_waiting {
-                    tracing::warn!(vici = address, error = %e, "waiting for charon");
-                    told_waiting = true;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = &mut shutdown => return Ok(()),
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        wait = Duration::from_millis(100);
-        told_waiting = false;
         let conns = match list_conns(&mut client).await {
             Ok(conns) => conns,
             Err(e) => {
