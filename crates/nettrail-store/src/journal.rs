@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::{ImportCheckpoint, MetricFilter, ResourcePolicy, SubscriptionFilter};
+use crate::model::{ImportCheckpoint, MetricFilter, ResourcePolicy, SubscriptionFilter};
 
 /// Largest record the journal accepts; anything bigger is treated as corruption.
 const MAX_RECORD: u32 = 16 << 20;

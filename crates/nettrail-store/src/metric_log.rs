@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::journal::Journal;
-use crate::{MetricCommit, MetricId, MetricPoint, Millis, MinuteStats};
+use crate::model::{MetricCommit, MetricId, MetricPoint, Millis, MinuteStats};
 
 /// The log is not rewritten before it holds this many bytes.
 const REWRITE_FLOOR_BYTES: u64 = 8 << 20;

@@ -15,12 +15,11 @@ use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use crate::block;
-use crate::error::Result;
-use crate::file_store::{read_block, BlockRef};
-use crate::{
+use crate::error::{Result, StoreError};
+use crate::model::{
     Direction, EventKey, Millis, PageLimit, ScanPage, ScanRequest, ScanStats, ScannedEvent,
-    StoreError,
 };
+use crate::segment::{read_block, BlockRef};
 
 /// A block selected for a scan, with the name of its stream.
 pub(crate) struct ScanBlock {
@@ -163,6 +162,8 @@ impl Page<'_> {
     }
 }
 
+/// The page of `request` from `blocks`: the first `limit` events in key order that are
+/// within the bounds and retention and that `filter` admits.
 pub(crate) fn scan_page(
     mut blocks: Vec<ScanBlock>,
     request: &ScanRequest,
