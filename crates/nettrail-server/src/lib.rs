@@ -9,156 +9,33 @@
 //! Errors become HTTP statuses and CloudWatch `__type` codes in one place,
 //! [`ApiError::code`] and [`ApiError::status`].
 
+//! Where things are, by folder (ARCHITECTURE.md has the whole map):
+//! - `front/`: the HTTP front: connections, limits, SigV4, routing;
+//! - `api/`: the operations by domain, and `api/operations.rs`, the table binding every
+//!   operation name to its handler;
+//! - `engines/`: what runs in the background: subscription delivery and its
+//!   destinations, notification topics, metric filter counting, alarms;
+//! - `server.rs`: start and shutdown; `config.rs`, `error.rs`, `validate.rs` and
+//!   `common.rs`: what every part uses.
+
 #![warn(missing_docs)]
 
-mod alarms;
+mod api;
+mod common;
 pub mod config;
+mod engines;
 mod error;
-mod firehose;
-mod http;
-mod import_api;
-mod live_tail;
-mod logs_api;
-mod metric_api;
-mod metric_filters;
-mod metrics;
-mod notify;
-mod subscriptions;
+mod front;
+mod server;
 mod validate;
 
-use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use nettrail_store::{FileStore, LogStore};
-
+pub use api::events::MAX_BATCH_BYTES;
+pub use api::nettrail::imports::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS};
+pub use api::operations::{LogsApi, NETTRAIL_TARGET_PREFIX};
+pub use common::{event_id, EVENT_OVERHEAD_BYTES};
 pub use config::{
     AccessKey, AlarmSettings, FirehoseSettings, Limits, MetricSettings, ServerConfig, SmtpSettings,
     StoreSettings, SubscriptionSettings, TopicSettings,
 };
 pub use error::{ApiError, ApiResult};
-pub use import_api::{MAX_IMPORT_BYTES, MAX_IMPORT_EVENTS, NETTRAIL_TARGET_PREFIX};
-pub use logs_api::{event_id, LogsApi, EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES};
-
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// Without access keys the server must not be reachable from other machines.
-    #[error("refusing to listen on {0} without access keys: anyone who can reach it could read and write logs. Configure access_keys in the config file or set NETTRAIL_ACCESS_KEY_ID and NETTRAIL_SECRET_ACCESS_KEY, or listen on a loopback address")]
-    InsecureListen(SocketAddr),
-    /// The listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// An option of the configuration cannot be used.
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
-    Store(#[from] nettrail_store::StoreError),
-}
-
-/// A server bound to its address with its store open, ready to run.
-pub struct Server {
-    config: Arc<ServerConfig>,
-    store: FileStore,
-    listener: tokio::net::TcpListener,
-    background: Background,
-}
-
-/// What runs beside the API: subscription deliveries, metric filters, alarms.
-#[derive(Clone)]
-pub(crate) struct Background {
-    pub(crate) subscriptions: Arc<subscriptions::Hub>,
-    pub(crate) metric_filters: Arc<metric_filters::MetricEngine>,
-    pub(crate) alarms: Arc<alarms::Alarms>,
-}
-
-impl Server {
-    /// Checks the configuration, opens the store and binds the listener.
-    pub async fn bind(config: ServerConfig) -> Result<Server, ServeError> {
-        if config.access_keys.is_empty() && !config.listen.ip().is_loopback() {
-            return Err(ServeError::InsecureListen(config.listen));
-        }
-        alarms::validate(&config).map_err(ServeError::Config)?;
-        notify::check_smtp(&config.smtp).map_err(ServeError::Config)?;
-        let store_config = config.store_config();
-        let store = tokio::task::spawn_blocking(move || FileStore::open(store_config))
-            .await
-            .expect("store open does not panic")?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let config = Arc::new(config);
-        let shared: Arc<dyn LogStore> = Arc::new(store.clone());
-        let subscriptions = subscriptions::Hub::start(Arc::clone(&shared), Arc::clone(&config))
-            .map_err(ServeError::Config)?;
-        let metric_filters = metric_filters::MetricEngine::start(Arc::clone(&shared));
-        let alarms =
-            alarms::Alarms::start(shared, Arc::clone(&config), subscriptions.http_sender());
-        Ok(Server {
-            config,
-            store,
-            listener,
-            background: Background {
-                subscriptions,
-                metric_filters,
-                alarms,
-            },
-        })
-    }
-
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
-    }
-
-    /// Serves until `shutdown` resolves, lets open requests finish, then flushes and
-    /// closes the store.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        if self.config.access_keys.is_empty() {
-            tracing::warn!(
-                listen = %self.local_addr(),
-                "no access keys configured: accepting any credentials (loopback only)"
-            );
-        }
-        tracing::info!(
-            listen = %self.local_addr(),
-            data_dir = %self.config.data_dir.display(),
-            "nettrail serving the CloudWatch Logs API"
-        );
-        let store: Arc<dyn LogStore> = Arc::new(self.store.clone());
-        let background = self.background;
-        let api = Arc::new(LogsApi::new(
-            Arc::clone(&store),
-            Arc::clone(&self.config),
-            background.clone(),
-        ));
-        let firehose = Arc::new(firehose::FirehoseReceiver::new(
-            store,
-            Arc::clone(&self.config),
-        ));
-        if self.config.firehose.access_keys.is_empty() {
-            tracing::info!(path = %self.config.firehose.path, "firehose receiver refuses every delivery: no firehose access key configured");
-        }
-        let front = Arc::new(http::Front::new(api, firehose, Arc::clone(&self.config)));
-        front
-            .serve(self.listener, shutdown, Duration::from_secs(10))
-            .await;
-        background.subscriptions.shutdown();
-        background.metric_filters.shutdown();
-        let store = self.store;
-        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
-        tracing::info!("store flushed; shut down cleanly");
-    }
-}
+pub use server::{ServeError, Server};

@@ -15,8 +15,15 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame};
 use nettrail_pattern::FilterPattern;
 use nettrail_store::{LogStore, PageLimit, StoreError};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
+
+use crate::common::compile_pattern;
+use crate::error::{ApiError, ApiResult};
+use crate::validate::Violations;
+
+use super::context::{parse, ApiContext};
 
 /// Events per sessionUpdate at most; above this an update is a sample.
 const MAX_EVENTS_PER_UPDATE: usize = 500;
@@ -48,6 +55,75 @@ impl LiveTailPlan {
         };
         stream_ok && self.pattern.matches(message)
     }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StartLiveTailRequest {
+    log_group_identifiers: Option<Vec<String>>,
+    log_stream_names: Option<Vec<String>>,
+    log_stream_name_prefixes: Option<Vec<String>>,
+    log_event_filter_pattern: Option<String>,
+}
+
+/// Validates a StartLiveTail request (its groups must exist) into the plan of a
+/// session; errors are answered as JSON before any stream starts.
+pub(crate) fn plan(api: &ApiContext, body: &[u8]) -> ApiResult<LiveTailPlan> {
+    let req: StartLiveTailRequest = parse(body)?;
+    let mut v = Violations::new();
+    v.required("logGroupIdentifiers", &req.log_group_identifiers);
+    v.list_length(
+        "logGroupIdentifiers",
+        req.log_group_identifiers.as_deref(),
+        1,
+        10,
+    );
+    for id in req.log_group_identifiers.iter().flatten() {
+        v.log_group_identifier("logGroupIdentifiers.member", Some(id));
+    }
+    for (field, list) in [
+        ("logStreamNames", &req.log_stream_names),
+        ("logStreamNamePrefixes", &req.log_stream_name_prefixes),
+    ] {
+        v.list_length(field, list.as_deref(), 1, 100);
+        for name in list.iter().flatten() {
+            v.log_stream_name(&format!("{field}.member"), Some(name));
+        }
+    }
+    v.length(
+        "logEventFilterPattern",
+        req.log_event_filter_pattern.as_deref(),
+        0,
+        1024,
+    );
+    v.finish()?;
+    let identifiers = req.log_group_identifiers.expect("validated");
+    if req.log_stream_names.is_some() && req.log_stream_name_prefixes.is_some() {
+        return Err(ApiError::InvalidParameter(
+            "You can specify either logStreamNames or logStreamNamePrefixes, but not both.".into(),
+        ));
+    }
+    if (req.log_stream_names.is_some() || req.log_stream_name_prefixes.is_some())
+        && identifiers.len() > 1
+    {
+        return Err(ApiError::InvalidParameter(
+            "logStreamNames and logStreamNamePrefixes can be used with one log group only.".into(),
+        ));
+    }
+    let pattern = compile_pattern(req.log_event_filter_pattern.as_deref().unwrap_or(""))?;
+    let mut groups = Vec::new();
+    for identifier in identifiers {
+        let name = api.group_name_from_identifier(&identifier);
+        api.store.group(&name)?;
+        groups.push((identifier, name));
+    }
+    Ok(LiveTailPlan {
+        groups,
+        stream_names: req.log_stream_names,
+        stream_prefixes: req.log_stream_name_prefixes,
+        pattern_source: req.log_event_filter_pattern,
+        pattern,
+    })
 }
 
 /// The streamed response body: event-stream messages as the session produces them.

@@ -3,7 +3,7 @@
 //!
 //! Every `alarm_evaluation_interval_secs` each alarm of the configuration looks at its
 //! last `evaluation_periods` complete periods: a period's datapoint is the alarm's
-//! statistic over the minutes in it ([`crate::metric_filters::datapoints`]); a period
+//! statistic over the minutes in it ([`datapoints`]); a period
 //! without datapoint counts as `treat_missing_data` says. `datapoints_to_alarm`
 //! breaching datapoints put the alarm in ALARM, fewer in OK; no datapoint at all means
 //! INSUFFICIENT_DATA (`missing`), no change (`ignore`), ALARM (`breaching`) or OK
@@ -21,10 +21,11 @@ use nettrail_store::{LogStore, MetricId, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::common::now_ms;
 use crate::config::{AlarmSettings, ServerConfig};
-use crate::metric_filters::{datapoints, statistic, STATISTICS};
-use crate::notify::Notification;
-use crate::subscriptions::HttpSender;
+use crate::engines::http_sender::HttpSender;
+use crate::engines::metric_filters::{datapoints, statistic, STATISTICS};
+use crate::engines::notify::{self, Notification};
 
 /// The state of an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -354,7 +355,7 @@ impl Alarms {
                 state: AlarmState::InsufficientData,
                 reason: "Unchecked: Initial alarm creation".into(),
                 datapoints: Vec::new(),
-                updated: crate::logs_api::now_ms(),
+                updated: now_ms(),
             });
         }
         let alarms = Arc::new(Alarms {
@@ -395,7 +396,7 @@ impl Alarms {
     /// Evaluates every alarm now; returns the changes of state (name, old state, new
     /// status), already recorded.
     fn evaluate_all(&self) -> Vec<(String, AlarmState, AlarmStatus)> {
-        let now = crate::logs_api::now_ms();
+        let now = now_ms();
         let mut changes = Vec::new();
         for (name, alarm) in &self.config.alarms {
             let points = evaluation_window(self.store.as_ref(), alarm, now);
@@ -463,8 +464,7 @@ impl Alarms {
             };
             let mut backoff = Duration::from_secs(1);
             for attempt in 1..=5 {
-                match crate::notify::deliver(topic, &self.config.smtp, &note, &document, &self.http)
-                    .await
+                match notify::deliver(topic, &self.config.smtp, &note, &document, &self.http).await
                 {
                     Ok(()) => break,
                     Err(e) => {
@@ -615,7 +615,7 @@ mod tests {
     /// The cases of `testdata/alarm-evaluation.cases` (format described there).
     #[test]
     fn evaluation_follows_cloudwatch_rules() {
-        let cases = include_str!("../testdata/alarm-evaluation.cases");
+        let cases = include_str!("../../testdata/alarm-evaluation.cases");
         let mut count = 0;
         for line in cases.lines() {
             let line = line.trim();

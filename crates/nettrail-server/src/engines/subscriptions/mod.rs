@@ -17,13 +17,13 @@
 //! documents appended one per line, acknowledged once fsynced), notification topics
 //! (`notify.rs`), and AWS ARNs bound to one of those in the configuration.
 
+pub(crate) mod destination;
+mod sender;
+
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use nettrail_formats::subscription::{MessageType, SubscriptionEvent, SubscriptionMessage};
 use nettrail_pattern::FilterPattern;
 use nettrail_store::{
@@ -32,243 +32,12 @@ use nettrail_store::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::common::{event_id, now_ms, EVENT_OVERHEAD_BYTES};
 use crate::config::ServerConfig;
-use crate::logs_api::event_id;
-use crate::EVENT_OVERHEAD_BYTES;
+use crate::engines::http_sender::HttpSender;
 
-/// Where a subscription's batches go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Destination {
-    /// POST of the Lambda event to this `http://` or `https://` URL.
-    Http(hyper::Uri),
-    /// Decoded documents appended to this file, one per line.
-    File(PathBuf),
-    /// A notification topic of the config: readable messages to people.
-    Topic(String),
-    /// A JetStream publish of the gzip document (as a Kinesis record carries it) to
-    /// `subject` on the NATS server at `server` (`nats://HOST:PORT`).
-    Nats {
-        /// `nats://HOST:PORT`.
-        server: String,
-        /// The subject (a stream must capture it).
-        subject: String,
-    },
-}
-
-impl Destination {
-    /// The destination of a `destinationArn`: a URL, or an ARN bound in the config.
-    /// The error is the message of the InvalidParameterException AWS would answer.
-    pub(crate) fn resolve(
-        destination_arn: &str,
-        config: &ServerConfig,
-    ) -> Result<Destination, String> {
-        let topic = |name: &str| -> Result<Destination, String> {
-            if config.topics.contains_key(name) {
-                Ok(Destination::Topic(name.to_owned()))
-            } else {
-                Err(format!("There is no notification topic {name:?} in the configuration ([topics.{name}])."))
-            }
-        };
-        let target = match config.subscriptions.destinations.get(destination_arn) {
-            Some(bound) => bound.as_str(),
-            None if destination_arn.starts_with("arn:aws:sns:") => {
-                // arn:aws:sns:REGION:ACCOUNT:NAME
-                return topic(destination_arn.rsplit(':').next().unwrap_or_default());
-            }
-            None if destination_arn.starts_with("arn:") => {
-                return Err(format!(
-                    "Could not deliver test message to {destination_arn}: nettrail delivers to an AWS ARN only when the configuration binds it to a destination ([subscriptions.destinations])."
-                ))
-            }
-            None => destination_arn,
-        };
-        if let Some(name) = target.strip_prefix("topic:") {
-            return topic(name);
-        }
-        if let Some(path) = target.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(format!(
-                    "{target} is not a file URL with an absolute path (file:///PATH)."
-                ));
-            }
-            return Ok(Destination::File(PathBuf::from(path)));
-        }
-        if target.starts_with("http://") || target.starts_with("https://") {
-            return target
-                .parse::<hyper::Uri>()
-                .map(Destination::Http)
-                .map_err(|e| format!("{target} is not a valid URL: {e}."));
-        }
-        if let Some(rest) = target.strip_prefix("nats://") {
-            let (server, subject) = rest.split_once('/').unwrap_or((rest, ""));
-            let subject_ok = !subject.is_empty()
-                && !subject.contains(|c: char| c.is_whitespace() || c == '*' || c == '>')
-                && !subject.starts_with('.')
-                && !subject.ends_with('.')
-                && !subject.contains("..");
-            if server.is_empty() || !subject_ok {
-                return Err(format!(
-                    "{target} is not a NATS destination: nats://HOST:PORT/SUBJECT with a subject a JetStream stream captures (no wildcards)."
-                ));
-            }
-            return Ok(Destination::Nats {
-                server: format!("nats://{server}"),
-                subject: subject.to_owned(),
-            });
-        }
-        Err(format!(
-            "{target} is not a destination nettrail can deliver to (http://…, file:///…, topic:NAME, or an ARN bound in [subscriptions.destinations])."
-        ))
-    }
-}
-
-/// POSTs JSON bodies over HTTP or HTTPS, acknowledged by a 2xx answer.
-#[derive(Clone)]
-pub(crate) struct HttpSender {
-    http: reqwest::Client,
-    pub(crate) timeout: Duration,
-}
-
-impl HttpSender {
-    /// A client that trusts the platform's roots and those of `ca_file` (PEM), if any.
-    fn new(timeout: Duration, ca_file: Option<&std::path::Path>) -> Result<HttpSender, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5));
-        if let Some(path) = ca_file {
-            let pem = std::fs::read(path)
-                .map_err(|e| format!("reading subscriptions.ca_file {}: {e}", path.display()))?;
-            for certificate in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("subscriptions.ca_file {}: {e}", path.display()))?
-            {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpSender { http, timeout })
-    }
-
-    /// POSTs `body` to `url`; Ok on a 2xx answer.
-    pub(crate) async fn post_json(&self, url: &str, body: String) -> Result<(), String> {
-        let response = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| crate::error::with_causes(&e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.bytes().await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        Err(format!("{url} answered {status}: {text}"))
-    }
-}
-
-/// Delivers documents to destinations.
-#[derive(Clone)]
-struct Sender {
-    http: HttpSender,
-    config: Arc<ServerConfig>,
-    /// JetStream contexts by server URL, connected on first use (and reconnecting by
-    /// themselves when a connection drops).
-    nats: Arc<tokio::sync::Mutex<HashMap<String, async_nats::jetstream::Context>>>,
-}
-
-impl Sender {
-    /// Sends one document; Ok once the destination has acknowledged it.
-    async fn send(
-        &self,
-        destination: &Destination,
-        message: &SubscriptionMessage,
-    ) -> Result<(), String> {
-        match destination {
-            Destination::Http(uri) => {
-                self.http
-                    .post_json(&uri.to_string(), message.to_lambda_event())
-                    .await
-            }
-            Destination::File(path) => {
-                let path = path.clone();
-                let line = message.to_json();
-                tokio::task::spawn_blocking(move || {
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)?;
-                    file.write_all(format!("{line}\n").as_bytes())?;
-                    file.sync_data()
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("appending to {}: {e}", destination_label(destination)))
-            }
-            Destination::Nats { server, subject } => {
-                let jetstream = self.jetstream(server).await?;
-                let ack = tokio::time::timeout(self.http.timeout, async {
-                    jetstream
-                        .publish(subject.clone(), Bytes::from(message.to_gzip()))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .await
-                        .map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|_| {
-                    format!(
-                        "no JetStream acknowledgement within {:?}",
-                        self.http.timeout
-                    )
-                })?;
-                ack.map(|_| ())
-                    .map_err(|e| format!("publishing to {subject} on {server}: {e}"))
-            }
-            Destination::Topic(name) => {
-                // People get matches, not the reachability check.
-                if message.message_type == MessageType::Control {
-                    return Ok(());
-                }
-                let Some(topic) = self.config.topics.get(name) else {
-                    return Err(format!(
-                        "notification topic {name:?} is no longer configured"
-                    ));
-                };
-                crate::notify::send(name, topic, &self.config.smtp, message, &self.http).await
-            }
-        }
-    }
-}
-
-impl Sender {
-    async fn jetstream(&self, server: &str) -> Result<async_nats::jetstream::Context, String> {
-        let mut connections = self.nats.lock().await;
-        if let Some(context) = connections.get(server) {
-            return Ok(context.clone());
-        }
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(self.http.timeout)
-            .connect(server)
-            .await
-            .map_err(|e| format!("connecting to {server}: {e}"))?;
-        let context = async_nats::jetstream::new(client);
-        connections.insert(server.to_owned(), context.clone());
-        Ok(context)
-    }
-}
-
-fn destination_label(destination: &Destination) -> String {
-    match destination {
-        Destination::Http(uri) => uri.to_string(),
-        Destination::File(path) => path.display().to_string(),
-        Destination::Topic(name) => format!("topic:{name}"),
-        Destination::Nats { server, subject } => format!("{server}/{subject}"),
-    }
-}
+use destination::{destination_label, Destination};
+use sender::Sender;
 
 /// How one subscription is doing, for `nettrail subscriptions status` and `/metrics`.
 #[derive(Debug, Clone, Default)]
@@ -342,10 +111,7 @@ impl Hub {
     /// Sends the CONTROL_MESSAGE AWS sends when a subscription is created, waiting for
     /// the destination to acknowledge it. Called from a blocking thread.
     pub(crate) fn check_destination(&self, destination: &Destination) -> Result<(), String> {
-        let message = SubscriptionMessage::control(
-            &destination_label(destination),
-            crate::logs_api::now_ms(),
-        );
+        let message = SubscriptionMessage::control(&destination_label(destination), now_ms());
         self.runtime
             .block_on(self.sender.send(destination, &message))
     }
@@ -504,7 +270,7 @@ impl Hub {
                 self.update_status(&group, &name, |st| {
                     st.delivered_events += delivered;
                     st.delivered_batches += 1;
-                    st.last_delivery_time = Some(crate::logs_api::now_ms());
+                    st.last_delivery_time = Some(now_ms());
                 });
             }
             after = page.read_to;
@@ -541,7 +307,7 @@ impl Hub {
                     self.update_status(group, name, |st| {
                         st.failed_attempts += 1;
                         st.last_error = Some(e.clone());
-                        st.last_error_time = Some(crate::logs_api::now_ms());
+                        st.last_error_time = Some(now_ms());
                     });
                     tokio::time::sleep(backoff + jitter(backoff)).await;
                     backoff = (backoff * 2).min(max_backoff);
@@ -585,51 +351,4 @@ fn jitter(base: Duration) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     base.mul_f64(f64::from(nanos % 1000) / 2000.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destinations_are_urls_files_or_bound_arns() {
-        let mut settings = ServerConfig::default();
-        settings
-            .topics
-            .insert("vpn-alerts".into(), Default::default());
-        settings.subscriptions.destinations.insert(
-            "arn:aws:lambda:us-east-1:123456789012:function:notify".into(),
-            "http://127.0.0.1:8080/hook".into(),
-        );
-        assert_eq!(
-            Destination::resolve("http://127.0.0.1:9/x", &settings),
-            Ok(Destination::Http("http://127.0.0.1:9/x".parse().unwrap()))
-        );
-        assert_eq!(
-            Destination::resolve("file:///var/log/matches.jsonl", &settings),
-            Ok(Destination::File("/var/log/matches.jsonl".into()))
-        );
-        assert_eq!(
-            Destination::resolve(
-                "arn:aws:lambda:us-east-1:123456789012:function:notify",
-                &settings
-            ),
-            Ok(Destination::Http(
-                "http://127.0.0.1:8080/hook".parse().unwrap()
-            ))
-        );
-        for bad in [
-            "arn:aws:kinesis:us-east-1:123456789012:stream/unbound",
-            "file://relative/path",
-            "ftp://x",
-            "nats://127.0.0.1:4222",
-            "nats://127.0.0.1:4222/cwl.*",
-            "nats:///subject",
-            "arn:aws:sns:us-east-1:123456789012:unknown-topic",
-            "topic:unknown",
-            "",
-        ] {
-            assert!(Destination::resolve(bad, &settings).is_err(), "{bad:?}");
-        }
-    }
 }

@@ -26,7 +26,7 @@ use nettrail_store::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::EVENT_OVERHEAD_BYTES;
+use crate::common::EVENT_OVERHEAD_BYTES;
 
 /// Milliseconds in a minute, the resolution of metric filter aggregates.
 pub(crate) const MINUTE_MS: i64 = 60_000;

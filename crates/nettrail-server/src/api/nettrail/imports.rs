@@ -15,11 +15,9 @@ use nettrail_store::{ImportCheckpoint, LogStore, Millis, NewEvent, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::common::EVENT_OVERHEAD_BYTES;
 use crate::error::{ApiError, ApiResult};
 use crate::validate::Violations;
-
-/// The `X-Amz-Target` prefix of nettrail's own operations.
-pub const NETTRAIL_TARGET_PREFIX: &str = "Nettrail_20261123.";
 
 /// Events in one ImportLogEvents request at most.
 pub const MAX_IMPORT_EVENTS: usize = 100_000;
@@ -96,8 +94,7 @@ pub(crate) fn import_log_events(
         v.required(&field("logEvents"), &stream.log_events);
         for (j, event) in stream.log_events.iter().flatten().enumerate() {
             events_total += 1;
-            bytes_total +=
-                event.message.as_deref().map_or(0, str::len) + crate::EVENT_OVERHEAD_BYTES;
+            bytes_total += event.message.as_deref().map_or(0, str::len) + EVENT_OVERHEAD_BYTES;
             if event.timestamp.is_some_and(|t| t >= 0)
                 && event.message.as_deref().is_some_and(|m| !m.is_empty())
             {

@@ -5,44 +5,12 @@
 use std::fmt::Write;
 
 use nettrail_store::LogStore;
-use serde_json::{json, Value};
 
-use crate::alarms::AlarmState;
-use crate::subscriptions::DeliveryStatus;
-use crate::Background;
+use crate::engines::alarms::AlarmState;
+use crate::engines::subscriptions::DeliveryStatus;
+use crate::engines::Engines;
 
-/// A subscription's status with its lag, as GetSubscriptionStatus answers it.
-pub(crate) fn subscription_status_json(
-    store: &dyn LogStore,
-    group: &str,
-    name: &str,
-    status: &DeliveryStatus,
-    now: i64,
-) -> Value {
-    let (lag_events, lag_seconds) = lag(store, group, status, now);
-    json!({
-        "logGroupName": group,
-        "filterName": name,
-        "destination": status.destination,
-        "deliveredEvents": status.delivered_events,
-        "deliveredBatches": status.delivered_batches,
-        "failedAttempts": status.failed_attempts,
-        "lastError": status.last_error,
-        "lastErrorTime": status.last_error_time,
-        "lastDeliveryTime": status.last_delivery_time,
-        "lagEvents": lag_events,
-        "lagSeconds": lag_seconds,
-    })
-}
-
-/// Events not yet delivered, and how long the oldest of them has waited (seconds).
-fn lag(store: &dyn LogStore, group: &str, status: &DeliveryStatus, now: i64) -> (u64, f64) {
-    let backlog = store.backlog(group, status.cursor).unwrap_or_default();
-    let seconds = backlog
-        .oldest_ingestion_time
-        .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
-    (backlog.events, seconds)
-}
+use super::status::lag;
 
 /// One per-subscription metric family: name, type, help, and its value from a status
 /// and its lag.
@@ -54,7 +22,7 @@ type Series = (
 );
 
 /// The whole `/metrics` page.
-pub(crate) fn render(store: &dyn LogStore, background: &Background, now: i64) -> String {
+pub(crate) fn render(store: &dyn LogStore, engines: &Engines, now: i64) -> String {
     let counters = store.counters();
     let mut out = String::new();
     let family = |out: &mut String, name: &str, kind: &str, help: &str| {
@@ -83,7 +51,7 @@ pub(crate) fn render(store: &dyn LogStore, background: &Background, now: i64) ->
         counters.ingested_bytes
     );
 
-    let statuses = background.subscriptions.statuses(None);
+    let statuses = engines.subscriptions.statuses(None);
     let rows: Vec<(String, &DeliveryStatus, (u64, f64))> = statuses
         .iter()
         .map(|((group, name), status)| {
@@ -136,7 +104,7 @@ pub(crate) fn render(store: &dyn LogStore, background: &Background, now: i64) ->
 
     // Metric filter series: a summary without quantiles (count and sum of the values
     // published since the server started), so rate() works on both.
-    let totals = background.metric_filters.totals();
+    let totals = engines.metric_filters.totals();
     family(
         &mut out,
         "nettrail_metric_filter",
@@ -168,7 +136,7 @@ pub(crate) fn render(store: &dyn LogStore, background: &Background, now: i64) ->
         "gauge",
         "Events of a log group its metric filters have not counted yet.",
     );
-    for (group, _) in background.metric_filters.groups() {
+    for (group, _) in engines.metric_filters.groups() {
         let cursor = store.metric_cursor(&group).ok().flatten().unwrap_or(0);
         let backlog = store.backlog(&group, cursor).unwrap_or_default();
         let _ = writeln!(
@@ -184,7 +152,7 @@ pub(crate) fn render(store: &dyn LogStore, background: &Background, now: i64) ->
         "gauge",
         "1 for the state each alarm is in, 0 for the others.",
     );
-    for (name, status) in background.alarms.statuses() {
+    for (name, status) in engines.alarms.statuses() {
         for state in [
             AlarmState::Ok,
             AlarmState::Alarm,

@@ -18,6 +18,7 @@ use nettrail_formats::vpn::tunnel::{parse_tunnel_stream_name, TunnelActivityLog}
 use serde_json::{json, Value};
 
 use crate::config::{SmtpSettings, TopicSettings};
+use crate::engines::http_sender::HttpSender;
 
 /// A notification: a subject and a plain-text body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,7 +165,7 @@ pub(crate) async fn send(
     topic: &TopicSettings,
     smtp: &SmtpSettings,
     message: &SubscriptionMessage,
-    http: &crate::subscriptions::HttpSender,
+    http: &HttpSender,
 ) -> Result<(), String> {
     let note = render(message);
     let webhook_body = json!({
@@ -186,7 +187,7 @@ pub(crate) async fn deliver(
     smtp: &SmtpSettings,
     note: &Notification,
     webhook_body: &Value,
-    http: &crate::subscriptions::HttpSender,
+    http: &HttpSender,
 ) -> Result<(), String> {
     if !topic.email.is_empty() {
         send_mail(note, &topic.email, smtp).await?;

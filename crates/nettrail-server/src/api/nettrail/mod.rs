@@ -1,0 +1,11 @@
+//! nettrail's own operations (`X-Amz-Target: Nettrail_20261123.<Operation>`, the same
+//! JSON 1.1 protocol and SigV4 as CloudWatch's) and reads:
+//! - `imports.rs`: ImportLogEvents and GetImportCheckpoints, for what AWS already wrote;
+//! - `status.rs`: GetSubscriptionStatus;
+//! - `metrics.rs`: GetMetricStatistics, ListMetrics and DescribeAlarms;
+//! - `prometheus.rs`: the `GET /metrics` page.
+
+pub(crate) mod imports;
+pub(crate) mod metrics;
+pub(crate) mod prometheus;
+pub(crate) mod status;
