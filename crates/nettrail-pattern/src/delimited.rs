@@ -1,7 +1,7 @@
 //! Space-delimited patterns (spec §6): `[ip, user, ..., status_code = 4*, bytes > 1000]`.
 
+use crate::error::PatternError;
 use crate::value::{compare_text, parse_literal, Cursor, Literal, Op};
-use crate::PatternError;
 
 /// One slot of the pattern.
 #[derive(Debug, Clone, PartialEq)]

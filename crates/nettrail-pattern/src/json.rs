@@ -2,8 +2,8 @@
 
 use serde_json::Value;
 
+use crate::error::PatternError;
 use crate::value::{compare_text, parse_literal, Cursor, Literal, Op};
-use crate::PatternError;
 
 /// Wildcard selectors allowed in one selector, and in one pattern.
 const MAX_WILDCARDS_PER_SELECTOR: usize = 1;

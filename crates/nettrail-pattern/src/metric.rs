@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Extracted, FilterPattern, PatternKind};
+use crate::pattern::{Extracted, FilterPattern, PatternKind};
 
 /// Dimensions allowed per metric transformation (M2).
 pub const MAX_DIMENSIONS: usize = 3;

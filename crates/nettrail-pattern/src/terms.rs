@@ -2,8 +2,8 @@
 
 use memchr::memmem::Finder;
 
+use crate::error::PatternError;
 use crate::value::Cursor;
-use crate::PatternError;
 
 /// One term as written.
 #[derive(Debug, Clone, PartialEq, Eq)]

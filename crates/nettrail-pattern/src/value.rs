@@ -4,7 +4,7 @@
 
 use regex::bytes::Regex;
 
-use crate::PatternError;
+use crate::error::PatternError;
 
 /// A position-aware reader over the pattern text.
 pub(crate) struct Cursor<'a> {
