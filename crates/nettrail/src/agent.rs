@@ -51,7 +51,7 @@ pub struct FlowsArgs {
     #[arg(long, default_value_t = 600)]
     pub max_aggregation_interval: i64,
     /// ACCEPT, REJECT or ALL.
-    #[arg(long, default_value = "ALL", value_parser = crate::parse_traffic_type)]
+    #[arg(long, default_value = "ALL", value_parser = crate::common::parse_traffic_type)]
     pub traffic_type: TrafficType,
     /// `interface-id` of the records; `{n}` is the interface's number in the input,
     /// `{device}` its device name [default: eni-pcap{n} for files, the device name
@@ -309,7 +309,8 @@ fn settings_of(spec: &FlowLogSpec, default_interface_id: &str) -> Result<FlowSet
         Some(format) => LogFormat::parse(format).context("log format")?,
         None => LogFormat::default_vpc(),
     };
-    let traffic_type = crate::parse_traffic_type(&spec.traffic_type).map_err(anyhow::Error::msg)?;
+    let traffic_type =
+        crate::common::parse_traffic_type(&spec.traffic_type).map_err(anyhow::Error::msg)?;
     Ok(FlowSettings {
         format,
         traffic_type,
@@ -388,7 +389,7 @@ fn sink_of(
             let folder = FolderSink::new(&path, destination, format);
             match bucket {
                 Some(bucket) => {
-                    let (store, prefix) = crate::s3_bucket(
+                    let (store, prefix) = crate::common::s3_bucket(
                         bucket,
                         shipping.s3_endpoint_url.as_deref(),
                         shipping.profile.as_deref(),

@@ -215,7 +215,7 @@ pub fn strongswan(args: StrongswanArgs) -> Result<()> {
             };
             output.emit(&event.stream, event.log.event_timestamp, message);
         },
-        crate::shutdown_signal(),
+        crate::common::shutdown_signal(),
     ))?;
     let finished = output.finish();
     result?;
@@ -308,7 +308,8 @@ pub fn openvpn(args: OpenvpnArgs) -> Result<()> {
                 .or_else(|| std::env::var("AWS_REGION").ok())
                 .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
                 .unwrap_or_else(|| "us-east-1".into());
-            let today = nettrail_formats::time::UtcDateTime::from_unix(crate::now_ms() / 1000);
+            let today =
+                nettrail_formats::time::UtcDateTime::from_unix(crate::common::now_ms() / 1000);
             nettrail_formats::vpn::client_vpn::default_stream_name(
                 &args.endpoint_id,
                 &region,
@@ -332,7 +333,7 @@ pub fn openvpn(args: OpenvpnArgs) -> Result<()> {
     let result = block_on(nettrail_agent::openvpn::run(
         &options,
         |time, entry| output.emit(&stream, time * 1000, entry.to_json()),
-        crate::shutdown_signal(),
+        crate::common::shutdown_signal(),
     ))?;
     let finished = output.finish();
     result?;
