@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use super::error::FlowError;
 use super::fields::Field;
-use super::FlowError;
 
 /// The fields of a flow log record, in order: the `LogFormat` of a flow log
 /// subscription, or the header line of an S3 text file.

@@ -1,8 +1,8 @@
 //! Flow log records: parsing a text line of a known format, and writing it back.
 
+use super::error::FlowError;
 use super::fields::{Field, FieldKind};
 use super::format::LogFormat;
-use super::FlowError;
 
 /// One field's value.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

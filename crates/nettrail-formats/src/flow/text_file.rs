@@ -3,8 +3,8 @@
 
 use std::io::{self, BufRead};
 
+use super::error::FlowError;
 use super::format::LogFormat;
-use super::FlowError;
 
 /// One line of a flow log text file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
