@@ -10,6 +10,12 @@
 //! collision are not reported as the peer's deletes: an IKE_SA replaced by a rekey or
 //! named redundant in a collision is superseded, and a CHILD_SA delete is the peer's
 //! only when it takes the tunnel's last live CHILD_SA.
+//!
+//! The file is one piece on purpose: [`TunnelTracker`] is one state machine, and every
+//! handler here (log lines, up/down events, rekeys, deletes, lines kept until their
+//! IKE_SA is placed) reads and changes the same private maps of IKE_SAs by unique id and
+//! CHILD_SAs by SPI; split across files, those maps would have to be exposed to all of
+//! them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::LazyLock;
