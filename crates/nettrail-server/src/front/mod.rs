@@ -38,6 +38,7 @@ use auth::{authenticate, Keys};
 use idle::IdleTracked;
 use response::{error_response, json_response, with_request_id};
 
+/// The `X-Amz-Target` prefix of CloudWatch Logs operations.
 const TARGET_PREFIX: &str = "Logs_20140328.";
 
 /// Shared state of the HTTP front.
@@ -55,6 +56,7 @@ pub(crate) struct Front {
 type ResponseBody = http_body_util::Either<Full<Bytes>, ChannelBody>;
 
 impl Front {
+    /// A front for `api` and `firehose`, with the limits and keys of `config`.
     pub(crate) fn new(
         api: Arc<LogsApi>,
         firehose: Arc<FirehoseReceiver>,
