@@ -34,13 +34,17 @@ impl SecretLookup for Keys {
     }
 }
 
-/// Verifies the request's SigV4 signature (and its payload hash) against `keys`.
+/// Verifies the request's SigV4 signature (and its payload hash) against `keys`; with
+/// no key configured, any credentials are accepted.
 pub(super) fn authenticate(
     keys: &Keys,
     max_skew_secs: i64,
     parts: &http::request::Parts,
     body: &[u8],
 ) -> Result<(), ApiError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
     let headers: Vec<(&str, &str)> = parts
         .headers
         .iter()

@@ -186,14 +186,12 @@ impl Front {
                 .gate
                 .admit(req, self.config.limits.max_body_bytes)
                 .await?;
-            if !self.keys.is_empty() {
-                authenticate(
-                    &self.keys,
-                    self.config.limits.signature_max_skew_secs,
-                    &parts,
-                    &body,
-                )?;
-            }
+            authenticate(
+                &self.keys,
+                self.config.limits.signature_max_skew_secs,
+                &parts,
+                &body,
+            )?;
             let api = Arc::clone(&self.api);
             let plan = tokio::task::spawn_blocking(move || live_tail::plan(api.context(), &body))
                 .await
@@ -312,14 +310,12 @@ impl Front {
             .admit(req, self.config.limits.max_body_bytes)
             .await?;
 
-        if !self.keys.is_empty() {
-            authenticate(
-                &self.keys,
-                self.config.limits.signature_max_skew_secs,
-                &parts,
-                &body,
-            )?;
-        }
+        authenticate(
+            &self.keys,
+            self.config.limits.signature_max_skew_secs,
+            &parts,
+            &body,
+        )?;
         let api = Arc::clone(&self.api);
         tokio::task::spawn_blocking(move || api.call(&operation, &body))
             .await

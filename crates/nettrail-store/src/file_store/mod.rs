@@ -191,11 +191,7 @@ impl FileStore {
 
     fn with_group<T>(&self, name: &str, f: impl FnOnce(&Group) -> T) -> Result<T> {
         let state = self.inner.shared.state.read().expect("state lock");
-        let group = state
-            .groups
-            .get(name)
-            .ok_or_else(|| StoreError::GroupNotFound(name.to_owned()))?;
-        Ok(f(group))
+        Ok(f(state.group(name)?))
     }
 
     /// Appends events to several streams of one group in one commit, with an import
