@@ -1,0 +1,144 @@
+//! Which columns a part has.
+//!
+//! Every part starts with the key columns: `timestamp` (Unix ms), `ingestion_time`
+//! (Unix ms), `log_stream` and `event_seq` (the store-wide sequence number; with the
+//! timestamp, the event's position in its group and the last part of its event id).
+//! A flow-log part then has one column per field of its format, named as Athena names
+//! them (`pkt_srcaddr`) and typed as AWS's Parquet delivery types them, and a nullable
+//! `message` that is set only where the text is not what the columns regenerate. A
+//! messages part has `message` for every event.
+//!
+//! The layout is written into the file's key-value metadata under [`LAYOUT_KEY`], so a
+//! part is read back without any other knowledge.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
+use nettrail_formats::flow::LogFormat;
+
+use crate::error::PartError;
+
+/// The key-value metadata key holding a part's layout.
+pub const LAYOUT_KEY: &str = "nettrail.layout";
+
+/// The columns every part starts with, in order.
+pub const KEY_COLUMNS: [&str; 4] = ["timestamp", "ingestion_time", "log_stream", "event_seq"];
+
+/// The column holding raw message text.
+pub const MESSAGE_COLUMN: &str = "message";
+
+/// What a part's columns are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartLayout {
+    /// The key columns and `message`.
+    Messages,
+    /// The key columns, one typed column per field of the flow-log format, and a
+    /// nullable `message` for the events whose text the columns do not regenerate.
+    Flow(LogFormat),
+}
+
+impl PartLayout {
+    /// The Arrow schema of parts of this layout.
+    pub fn schema(&self) -> SchemaRef {
+        let mut fields = vec![
+            ArrowField::new(KEY_COLUMNS[0], DataType::Int64, false),
+            ArrowField::new(KEY_COLUMNS[1], DataType::Int64, false),
+            ArrowField::new(KEY_COLUMNS[2], DataType::Utf8, false),
+            ArrowField::new(KEY_COLUMNS[3], DataType::Int64, false),
+        ];
+        if let PartLayout::Flow(format) = self {
+            let typed = nettrail_formats::flow::parquet::schema(format);
+            fields.extend(typed.fields().iter().map(|f| f.as_ref().clone()));
+        }
+        fields.push(ArrowField::new(
+            MESSAGE_COLUMN,
+            DataType::Utf8,
+            matches!(self, PartLayout::Flow(_)),
+        ));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The layout as written into a part's metadata.
+    pub fn to_metadata(&self) -> String {
+        match self {
+            PartLayout::Messages => "messages".to_owned(),
+            PartLayout::Flow(format) => format!("flow {}", format.to_spec()),
+        }
+    }
+
+    /// The layout a part's metadata names.
+    pub fn from_metadata(value: &str) -> Result<PartLayout, PartError> {
+        if value == "messages" {
+            return Ok(PartLayout::Messages);
+        }
+        let spec = value
+            .strip_prefix("flow ")
+            .ok_or_else(|| PartError::NotAPart(format!("unknown layout `{value}`")))?;
+        LogFormat::parse(spec)
+            .map(PartLayout::Flow)
+            .map_err(|e| PartError::NotAPart(format!("layout `{value}`: {e}")))
+    }
+
+    /// The flow-log format of a flow-log part.
+    pub fn flow_format(&self) -> Option<&LogFormat> {
+        match self {
+            PartLayout::Flow(format) => Some(format),
+            PartLayout::Messages => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_round_trip_through_their_metadata() {
+        for layout in [
+            PartLayout::Messages,
+            PartLayout::Flow(LogFormat::default_vpc()),
+            PartLayout::Flow(LogFormat::all_vpc_fields()),
+            PartLayout::Flow(LogFormat::default_transit_gateway()),
+        ] {
+            assert_eq!(
+                PartLayout::from_metadata(&layout.to_metadata()).unwrap(),
+                layout
+            );
+        }
+        assert!(PartLayout::from_metadata("rows").is_err());
+    }
+
+    #[test]
+    fn flow_parts_have_athenas_columns_after_the_key() {
+        let schema = PartLayout::Flow(LogFormat::default_vpc()).schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "timestamp",
+                "ingestion_time",
+                "log_stream",
+                "event_seq",
+                "version",
+                "account_id",
+                "interface_id",
+                "srcaddr",
+                "dstaddr",
+                "srcport",
+                "dstport",
+                "protocol",
+                "packets",
+                "bytes",
+                "start",
+                "end",
+                "action",
+                "log_status",
+                "message"
+            ]
+        );
+        assert_eq!(
+            schema.field_with_name("protocol").unwrap().data_type(),
+            &DataType::Int32
+        );
+    }
+}

@@ -1,0 +1,248 @@
+//! Reading a part back as events.
+//!
+//! A read goes row group by row group (row groups are in key order, so a read that
+//! has filled its page stops at the next row group), batch by batch within one. A
+//! [`PartBatch`] gives each row's key and stream without building its message, so a
+//! caller skips the rows it does not want before paying for the text; the message of
+//! a typed row is regenerated from its columns.
+
+use std::fmt::Write as _;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_array::{Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::reader::ChunkReader;
+use parquet::file::statistics::Statistics;
+
+use crate::error::PartError;
+use crate::layout::{PartLayout, KEY_COLUMNS, LAYOUT_KEY};
+
+/// Rows per batch read.
+const READ_BATCH_ROWS: usize = 8192;
+
+/// An open part.
+pub struct PartReader<R> {
+    input: R,
+    metadata: ArrowReaderMetadata,
+    layout: PartLayout,
+}
+
+impl<R: ChunkReader + Clone + 'static> PartReader<R> {
+    /// Opens the part in `input`, reading its footer.
+    pub fn open(input: R) -> Result<PartReader<R>, PartError> {
+        let metadata = ArrowReaderMetadata::load(&input, ArrowReaderOptions::new())?;
+        let layout_value = metadata
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|kv| kv.key == LAYOUT_KEY))
+            .and_then(|kv| kv.value.clone())
+            .ok_or_else(|| PartError::NotAPart(format!("no `{LAYOUT_KEY}` metadata")))?;
+        let layout = PartLayout::from_metadata(&layout_value)?;
+        let expected = layout.schema();
+        let found = metadata.schema();
+        let names = |s: &arrow_schema::Schema| -> Vec<String> {
+            s.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        if names(&expected) != names(found) {
+            return Err(PartError::NotAPart(format!(
+                "columns {:?} are not those of its layout",
+                names(found)
+            )));
+        }
+        Ok(PartReader {
+            input,
+            metadata,
+            layout,
+        })
+    }
+
+    /// The part's layout.
+    pub fn layout(&self) -> &PartLayout {
+        &self.layout
+    }
+
+    /// Row groups in the part, in key order.
+    pub fn row_groups(&self) -> usize {
+        self.metadata.metadata().num_row_groups()
+    }
+
+    /// Rows in the part.
+    pub fn rows(&self) -> u64 {
+        self.metadata.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    /// The lowest and highest value of key column `column` (0 = `timestamp`, 3 =
+    /// `event_seq`) in `row_group`, when the statistics say.
+    fn key_range(&self, row_group: usize, column: usize) -> Option<(i64, i64)> {
+        let rg = self.metadata.metadata().row_group(row_group);
+        match rg.column(column).statistics()? {
+            Statistics::Int64(s) => Some((*s.min_opt()?, *s.max_opt()?)),
+            _ => None,
+        }
+    }
+
+    /// The timestamp range of `row_group`.
+    pub fn time_range(&self, row_group: usize) -> Option<(i64, i64)> {
+        self.key_range(row_group, 0)
+    }
+
+    /// The sequence number range of `row_group`.
+    pub fn seq_range(&self, row_group: usize) -> Option<(u64, u64)> {
+        self.key_range(row_group, 3)
+            .map(|(lo, hi)| (lo.max(0) as u64, hi.max(0) as u64))
+    }
+
+    /// The batches of `row_group`; only the key columns when `keys_only`.
+    pub fn read_row_group(
+        &self,
+        row_group: usize,
+        keys_only: bool,
+    ) -> Result<impl Iterator<Item = Result<PartBatch, PartError>> + use<R>, PartError> {
+        let schema = self.metadata.parquet_schema();
+        let projection = if keys_only {
+            ProjectionMask::roots(schema, 0..KEY_COLUMNS.len())
+        } else {
+            ProjectionMask::all()
+        };
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.input.clone(),
+            self.metadata.clone(),
+        )
+        .with_row_groups(vec![row_group])
+        .with_projection(projection)
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()?;
+        let layout = self.layout.clone();
+        Ok(reader.map(move |batch| PartBatch::new(batch?, &layout, keys_only)))
+    }
+}
+
+/// A typed flow column of a batch.
+enum FlowColumn {
+    Int32(Int32Array),
+    Int64(Int64Array),
+    Text(StringArray),
+}
+
+/// Rows of a part, read.
+pub struct PartBatch {
+    timestamps: Int64Array,
+    ingestion: Int64Array,
+    streams: StringArray,
+    seqs: Int64Array,
+    flow: Vec<FlowColumn>,
+    messages: Option<StringArray>,
+}
+
+impl PartBatch {
+    fn new(
+        batch: RecordBatch,
+        layout: &PartLayout,
+        keys_only: bool,
+    ) -> Result<PartBatch, PartError> {
+        let bad = |what: &str| PartError::NotAPart(format!("column `{what}` has the wrong type"));
+        let int64 = |i: usize| -> Result<Int64Array, PartError> {
+            batch
+                .column(i)
+                .as_primitive_opt::<Int64Type>()
+                .cloned()
+                .ok_or_else(|| bad(KEY_COLUMNS[i]))
+        };
+        let text = |i: usize, name: &str| -> Result<StringArray, PartError> {
+            batch
+                .column(i)
+                .as_string_opt::<i32>()
+                .cloned()
+                .ok_or_else(|| bad(name))
+        };
+        let mut out = PartBatch {
+            timestamps: int64(0)?,
+            ingestion: int64(1)?,
+            streams: text(2, KEY_COLUMNS[2])?,
+            seqs: int64(3)?,
+            flow: Vec::new(),
+            messages: None,
+        };
+        if keys_only {
+            return Ok(out);
+        }
+        let schema = batch.schema();
+        let fields = layout.flow_format().map_or(0, |f| f.len());
+        for i in KEY_COLUMNS.len()..KEY_COLUMNS.len() + fields {
+            let name = schema.field(i).name();
+            let column = batch.column(i);
+            out.flow.push(match column.data_type() {
+                DataType::Int32 => FlowColumn::Int32(column.as_primitive::<Int32Type>().clone()),
+                DataType::Int64 => FlowColumn::Int64(column.as_primitive::<Int64Type>().clone()),
+                DataType::Utf8 => FlowColumn::Text(text(i, name)?),
+                _ => return Err(bad(name)),
+            });
+        }
+        out.messages = Some(text(batch.num_columns() - 1, "message")?);
+        Ok(out)
+    }
+
+    /// Rows in the batch.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// Whether the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`'s timestamp.
+    pub fn timestamp(&self, i: usize) -> i64 {
+        self.timestamps.value(i)
+    }
+
+    /// Row `i`'s sequence number.
+    pub fn seq(&self, i: usize) -> u64 {
+        self.seqs.value(i).max(0) as u64
+    }
+
+    /// Row `i`'s ingestion time.
+    pub fn ingestion_time(&self, i: usize) -> i64 {
+        self.ingestion.value(i)
+    }
+
+    /// Row `i`'s log stream.
+    pub fn stream(&self, i: usize) -> &str {
+        self.streams.value(i)
+    }
+
+    /// Row `i`'s message: its text, or regenerated from its typed columns. None when
+    /// the batch was read with the key columns only.
+    pub fn message(&self, i: usize) -> Option<String> {
+        let messages = self.messages.as_ref()?;
+        if messages.is_valid(i) {
+            return Some(messages.value(i).to_owned());
+        }
+        let mut out = String::with_capacity(16 * self.flow.len());
+        for (n, column) in self.flow.iter().enumerate() {
+            if n > 0 {
+                out.push(' ');
+            }
+            let written = match column {
+                FlowColumn::Int32(a) if a.is_valid(i) => write!(out, "{}", a.value(i)).is_ok(),
+                FlowColumn::Int64(a) if a.is_valid(i) => write!(out, "{}", a.value(i)).is_ok(),
+                FlowColumn::Text(a) if a.is_valid(i) => {
+                    out.push_str(a.value(i));
+                    true
+                }
+                _ => false,
+            };
+            if !written {
+                out.push('-');
+            }
+        }
+        Some(out)
+    }
+}
