@@ -5,15 +5,22 @@ events in the order it wrote them, and a batch that was in flight at the kill is
 wholly present or wholly absent. Rounds accumulate in one data directory, so later
 rounds recover from many torn segments.
 
+The second variant runs the compactor all the time (segments sealed every 0.2 s,
+compacted into columnar parts every 0.1 s, every part of an hour rewritten with the
+next events of that hour), so kills land before, during and after compactions: each
+event must still be served exactly once, by the rows or by a part.
+
 NETTRAIL_CRASH_ROUNDS sets the number of rounds (20 by default, which CI runs; set it
 higher for a longer run on demand).
 """
 
 import os
+from pathlib import Path
 import random
 import threading
 import time
 
+import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from conftest import NettrailServer, now_ms
@@ -63,9 +70,17 @@ def read_stream(client, stream):
         token = page["nextForwardToken"]
 
 
-def test_acknowledged_events_survive_kill_9(tmp_path):
+COMPACTING = "[store]\nsegment_max_age_secs = 0.2\nretention_sweep_interval_secs = 0.1\n"
+
+
+def part_files(data: Path) -> list:
+    return sorted((data / "lake").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize("config", ["", COMPACTING], ids=["rows", "compacting"])
+def test_acknowledged_events_survive_kill_9(tmp_path, config):
     data = tmp_path / "data"
-    srv = NettrailServer(data).start()
+    srv = NettrailServer(data, config=config).start()
     admin = srv.client()
     admin.create_log_group(logGroupName="/crash")
     for s in range(STREAMS):
@@ -85,7 +100,7 @@ def test_acknowledged_events_survive_kill_9(tmp_path):
             for w in writers:
                 w.join(timeout=30)
                 assert not w.is_alive()
-            srv = NettrailServer(data).start()
+            srv = NettrailServer(data, config=config).start()
             client = srv.client()
             present = {f"s{s}": read_stream(client, f"s{s}") for s in range(STREAMS)}
             everything = [m for ms in present.values() for m in ms]
@@ -109,6 +124,9 @@ def test_acknowledged_events_survive_kill_9(tmp_path):
                 assert in_order == acked, f"round {round_no}: writer {wid}'s events are out of order"
         total = sum(len(a) for a in all_acked.values())
         assert total > ROUNDS * WRITERS, "the writers barely wrote anything; the test proves nothing"
+        if config:
+            assert part_files(data), "the compactor never wrote a part; the test proves nothing"
+            assert "compacted" in srv.log_path.read_text(), "no compaction was logged"
         print(f"{ROUNDS} kill -9 rounds, {total} acknowledged events, all present exactly once, in order")
     finally:
         srv.stop()

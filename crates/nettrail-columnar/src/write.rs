@@ -62,6 +62,8 @@ pub struct StreamSummary {
     pub min_ts: i64,
     /// Its latest event timestamp.
     pub max_ts: i64,
+    /// Its earliest ingestion time.
+    pub min_ingestion_time: i64,
     /// Its latest ingestion time.
     pub max_ingestion_time: i64,
     /// Its message bytes (before compression), to share the part's size out.
@@ -121,12 +123,14 @@ pub fn write_part<W: Write + Send>(
                 rows: 0,
                 min_ts: event.timestamp,
                 max_ts: event.timestamp,
+                min_ingestion_time: event.ingestion_time,
                 max_ingestion_time: event.ingestion_time,
                 message_bytes: 0,
             });
         stream.rows += 1;
         stream.min_ts = stream.min_ts.min(event.timestamp);
         stream.max_ts = stream.max_ts.max(event.timestamp);
+        stream.min_ingestion_time = stream.min_ingestion_time.min(event.ingestion_time);
         stream.max_ingestion_time = stream.max_ingestion_time.max(event.ingestion_time);
         stream.message_bytes += event.message.len() as u64;
     }

@@ -331,17 +331,27 @@ fn default_treat_missing_data() -> String {
 }
 
 /// Store tuning.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     /// zstd compression level of event blocks (0 = uncompressed).
     pub zstd_level: i32,
     /// Seal a segment file at this size.
     pub segment_max_bytes: u64,
-    /// Seal a segment file after this long.
-    pub segment_max_age_secs: u64,
-    /// How often expired events are looked for and their space reclaimed.
-    pub retention_sweep_interval_secs: u64,
+    /// Seal a segment file after this long (seconds, fractions allowed).
+    pub segment_max_age_secs: f64,
+    /// How often expired events are looked for and their space reclaimed, and sealed
+    /// segments compacted (seconds, fractions allowed).
+    pub retention_sweep_interval_secs: f64,
+    /// Whether sealed segments are compacted into columnar parts (Parquet, one per log
+    /// group and hour of event time).
+    pub compaction: bool,
+    /// zstd level of the parts' columns.
+    pub part_zstd_level: i32,
+    /// Rows per row group of a part at most.
+    pub part_row_group_rows: usize,
+    /// Segment bytes one compaction of a log group takes at most.
+    pub compaction_max_bytes: u64,
 }
 
 impl Default for StoreSettings {
@@ -349,10 +359,20 @@ impl Default for StoreSettings {
         StoreSettings {
             zstd_level: 1,
             segment_max_bytes: 64 << 20,
-            segment_max_age_secs: 3600,
-            retention_sweep_interval_secs: 60,
+            segment_max_age_secs: 3600.0,
+            retention_sweep_interval_secs: 60.0,
+            compaction: true,
+            part_zstd_level: 3,
+            part_row_group_rows: 1 << 20,
+            compaction_max_bytes: 64 << 20,
         }
     }
+}
+
+/// A duration of `secs` seconds, at least `min` (a non-number counts as `min`).
+fn seconds(secs: f64, min: f64) -> Duration {
+    let secs = if secs.is_finite() { secs.max(min) } else { min };
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 impl ServerConfig {
@@ -361,9 +381,14 @@ impl ServerConfig {
         let mut config = nettrail_store::FileStoreConfig::new(&self.data_dir);
         config.zstd_level = self.store.zstd_level;
         config.segment_max_bytes = self.store.segment_max_bytes;
-        config.segment_max_age = Duration::from_secs(self.store.segment_max_age_secs);
-        config.sweep_interval =
-            Duration::from_secs(self.store.retention_sweep_interval_secs.max(1));
+        config.segment_max_age = seconds(self.store.segment_max_age_secs, 0.001);
+        config.sweep_interval = seconds(self.store.retention_sweep_interval_secs, 0.01);
+        config.compaction = self.store.compaction;
+        config.part_zstd_level = self.store.part_zstd_level;
+        config.part_row_group_rows = self.store.part_row_group_rows.max(1);
+        config.compaction_max_bytes = self.store.compaction_max_bytes.max(1);
+        config.lake_account_id = self.account_id.clone();
+        config.lake_region = self.region.clone();
         config.metric_retention =
             Duration::from_secs(u64::from(self.metrics.retention_days.max(1)) * 86_400);
         config.max_metric_series = self.metrics.max_series;

@@ -79,6 +79,15 @@ pub enum StoreError {
         /// What failed.
         kind: CorruptKind,
     },
+    /// A part of the columnar tier is missing, unreadable or not what its catalog
+    /// entry says.
+    #[error("part {path}: {reason}")]
+    Part {
+        /// The part file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The data directory is held by another running store.
     #[error("data directory {0} is in use by another nettrail process")]
     Locked(PathBuf),

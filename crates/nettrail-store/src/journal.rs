@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 use crate::model::{ImportCheckpoint, MetricFilter, ResourcePolicy, SubscriptionFilter};
+use crate::parts::PartMeta;
 
 /// Largest record the journal accepts; anything bigger is treated as corruption.
 const MAX_RECORD: u32 = 16 << 20;
@@ -36,6 +37,13 @@ pub(crate) enum MetaRecord {
         /// has deleted every block.
         #[serde(default)]
         next_seq: u64,
+        /// Past every segment id handed out: a compacted segment's id is never reused
+        /// (recovery deletes the files of compacted segments by id).
+        #[serde(default)]
+        next_segment_id: u64,
+        /// Past every part id handed out.
+        #[serde(default)]
+        next_part_id: u64,
     },
     CreateGroup {
         id: u64,
@@ -105,6 +113,28 @@ pub(crate) enum MetaRecord {
         source: String,
         object: String,
     },
+    /// A compaction of one group, committed at once: the events of the sealed
+    /// segments `retired_segments` and of the parts `removed_parts` are from now on
+    /// served by `added_parts`. Every added part's file is durable before this record
+    /// is written; the retired files are deleted after it.
+    Compact {
+        group: u64,
+        retired_segments: Vec<u64>,
+        removed_parts: Vec<u64>,
+        added_parts: Vec<PartMeta>,
+        /// Import checkpoints whose checkpoint blocks were in the retired segments and
+        /// are not in the journal yet (the journal now keeps them).
+        checkpoints: Vec<CompactedCheckpoint>,
+    },
+}
+
+/// An import checkpoint carried by a [`MetaRecord::Compact`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CompactedCheckpoint {
+    pub(crate) source: String,
+    pub(crate) object: String,
+    pub(crate) checkpoint: ImportCheckpoint,
+    pub(crate) seq: u64,
 }
 
 /// The open journal, appended to under the store's metadata lock.
@@ -238,6 +268,8 @@ mod tests {
                 next_group_id: 1,
                 next_stream_id: 1,
                 next_seq: 1,
+                next_segment_id: 1,
+                next_part_id: 1,
             },
             MetaRecord::SetRetention {
                 group: 3,

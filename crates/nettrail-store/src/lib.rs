@@ -41,11 +41,12 @@ mod journal;
 pub mod log_store;
 mod metric_log;
 pub mod model;
+mod parts;
 mod scan;
 mod segment;
 
 pub use error::{CorruptKind, Result, StoreError};
-pub use file_store::{FileStore, FileStoreConfig};
+pub use file_store::{CompactionStats, FileStore, FileStoreConfig};
 pub use log_store::LogStore;
 pub use model::{
     policy_key, AppendAck, Backlog, CommittedPage, Direction, EventKey, GroupInfo,

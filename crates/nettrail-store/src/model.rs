@@ -208,8 +208,12 @@ pub struct ScanStats {
     pub blocks_total: u64,
     /// Blocks decompressed and read.
     pub blocks_read: u64,
-    /// Bytes produced by decompression.
+    /// Bytes produced by decompression (for parts: message bytes produced).
     pub bytes_decompressed: u64,
+    /// Columnar parts of the selected streams' group.
+    pub parts_total: u64,
+    /// Row groups of parts decoded.
+    pub row_groups_read: u64,
 }
 
 /// How far the import of one source object (a file of a bucket, say) into a log group

@@ -9,9 +9,13 @@
 //! and their matching events go into a heap that keeps only the smallest keys that can
 //! still be on the page. Once the page is full, a block whose first key is beyond the
 //! page is not read. Memory is bounded by the page, whatever the data.
+//!
+//! Parts of the columnar tier are sources beside the blocks: a part is read row group
+//! by row group (in key order, so a forward read stops inside a part once it is past
+//! a full page), one batch decoded at a time.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use crate::block;
@@ -19,12 +23,50 @@ use crate::error::{Result, StoreError};
 use crate::model::{
     Direction, EventKey, Millis, PageLimit, ScanPage, ScanRequest, ScanStats, ScannedEvent,
 };
+use crate::parts::Part;
 use crate::segment::{read_block, BlockRef};
 
 /// A block selected for a scan, with the name of its stream.
 pub(crate) struct ScanBlock {
     pub(crate) stream: Arc<str>,
     pub(crate) block: BlockRef,
+}
+
+/// A part selected for a scan, with the streams whose rows the scan takes: by name,
+/// only streams that are selected and are still the stream that wrote the rows.
+pub(crate) struct ScanPart {
+    pub(crate) part: Arc<Part>,
+    pub(crate) streams: HashMap<String, Arc<str>>,
+}
+
+/// Where a scan's events come from: the row tier's blocks and the columnar tier's
+/// parts, read together in key order.
+pub(crate) enum ScanSource {
+    Block(ScanBlock),
+    Part(ScanPart),
+}
+
+impl ScanSource {
+    fn first_key(&self) -> EventKey {
+        match self {
+            ScanSource::Block(b) => b.first_key(),
+            ScanSource::Part(p) => p.part.meta.first_key(),
+        }
+    }
+
+    fn last_key(&self) -> EventKey {
+        match self {
+            ScanSource::Block(b) => b.last_key(),
+            ScanSource::Part(p) => p.part.meta.last_key(),
+        }
+    }
+
+    fn time_range(&self) -> (Millis, Millis) {
+        match self {
+            ScanSource::Block(b) => (b.block.header.min_ts, b.block.header.max_ts),
+            ScanSource::Part(p) => (p.part.meta.min_ts, p.part.meta.max_ts),
+        }
+    }
 }
 
 impl ScanBlock {
@@ -65,15 +107,19 @@ impl Bounds {
         }
     }
 
-    fn may_overlap(&self, block: &ScanBlock) -> bool {
-        let h = &block.block.header;
-        if h.max_ts < self.lower_ts || h.min_ts >= self.upper_ts {
+    fn may_overlap(
+        &self,
+        first: EventKey,
+        last: EventKey,
+        (min_ts, max_ts): (Millis, Millis),
+    ) -> bool {
+        if max_ts < self.lower_ts || min_ts >= self.upper_ts {
             return false;
         }
         match (self.from, self.direction) {
             (None, _) => true,
-            (Some(from), Direction::Forward) => block.last_key() > from,
-            (Some(from), Direction::Backward) => block.first_key() < from,
+            (Some(from), Direction::Forward) => last > from,
+            (Some(from), Direction::Backward) => first < from,
         }
     }
 }
@@ -162,10 +208,10 @@ impl Page<'_> {
     }
 }
 
-/// The page of `request` from `blocks`: the first `limit` events in key order that are
-/// within the bounds and retention and that `filter` admits.
+/// The page of `request` from `sources`: the first `limit` events in key order that
+/// are within the bounds and retention and that `filter` admits.
 pub(crate) fn scan_page(
-    mut blocks: Vec<ScanBlock>,
+    mut sources: Vec<ScanSource>,
     request: &ScanRequest,
     retention_cutoff: Option<Millis>,
     filter: &dyn Fn(&str) -> bool,
@@ -181,16 +227,19 @@ pub(crate) fn scan_page(
         direction: request.direction,
     };
     let direction = request.direction;
-    let mut stats = ScanStats {
-        blocks_total: blocks.len() as u64,
-        ..ScanStats::default()
-    };
-    blocks.retain(|b| bounds.may_overlap(b));
-    // The order in which blocks can contribute: by first key forward, by last key
+    let mut stats = ScanStats::default();
+    for source in &sources {
+        match source {
+            ScanSource::Block(_) => stats.blocks_total += 1,
+            ScanSource::Part(_) => stats.parts_total += 1,
+        }
+    }
+    sources.retain(|b| bounds.may_overlap(b.first_key(), b.last_key(), b.time_range()));
+    // The order in which sources can contribute: by first key forward, by last key
     // (descending) backward.
     match direction {
-        Direction::Forward => blocks.sort_by_key(|b| b.first_key()),
-        Direction::Backward => blocks.sort_by_key(|b| Reverse(b.last_key())),
+        Direction::Forward => sources.sort_by_key(|b| b.first_key()),
+        Direction::Backward => sources.sort_by_key(|b| Reverse(b.last_key())),
     }
     let mut page = Page {
         limit,
@@ -199,7 +248,7 @@ pub(crate) fn scan_page(
         cost: 0,
         more: false,
     };
-    for candidate in blocks {
+    for candidate in sources {
         let entry = match direction {
             Direction::Forward => candidate.first_key(),
             Direction::Backward => candidate.last_key(),
@@ -208,51 +257,17 @@ pub(crate) fn scan_page(
             .cutoff()
             .is_some_and(|cut| Rank::of(entry, direction) > cut)
         {
-            // This block, and every later one, starts beyond a full page.
+            // This source, and every later one, starts beyond a full page.
             page.more = true;
             break;
         }
-        let raw = read_block(&candidate.block)?;
-        let header = &candidate.block.header;
-        let events = block::index_events(header, &raw).map_err(|kind| StoreError::Corrupt {
-            path: candidate.block.segment.path.clone(),
-            offset: candidate.block.offset,
-            kind,
-        })?;
-        stats.blocks_read += 1;
-        stats.bytes_decompressed += raw.len() as u64;
-        let order: Box<dyn Iterator<Item = usize>> = match direction {
-            Direction::Forward => Box::new(0..events.len()),
-            Direction::Backward => Box::new((0..events.len()).rev()),
-        };
-        for i in order {
-            let key = EventKey {
-                timestamp: events[i].timestamp,
-                seq: header.first_seq + i as u64,
-            };
-            if !bounds.admits(key) {
-                continue;
+        match candidate {
+            ScanSource::Block(block) => {
+                read_block_into(&block, &bounds, filter, &mut page, &mut stats)?
             }
-            let rank = Rank::of(key, direction);
-            if page.cutoff().is_some_and(|cut| rank > cut) {
-                // The rest of this block ranks later still.
-                page.more = true;
-                break;
+            ScanSource::Part(part) => {
+                read_part_into(&part, &bounds, filter, &mut page, &mut stats)?
             }
-            let message = std::str::from_utf8(&raw[events[i].start..events[i].end])
-                .expect("validated by index_events");
-            if !filter(message) {
-                continue;
-            }
-            page.push(
-                rank,
-                ScannedEvent {
-                    stream: Arc::clone(&candidate.stream),
-                    key,
-                    ingestion_time: header.ingestion_ms,
-                    message: message.to_owned(),
-                },
-            );
         }
     }
     let more = page.more;
@@ -261,4 +276,147 @@ pub(crate) fn scan_page(
         more,
         stats,
     })
+}
+
+/// Puts the events of one block that belong on the page on it.
+fn read_block_into(
+    candidate: &ScanBlock,
+    bounds: &Bounds,
+    filter: &dyn Fn(&str) -> bool,
+    page: &mut Page<'_>,
+    stats: &mut ScanStats,
+) -> Result<()> {
+    let direction = bounds.direction;
+    let raw = read_block(&candidate.block)?;
+    let header = &candidate.block.header;
+    let events = block::index_events(header, &raw).map_err(|kind| StoreError::Corrupt {
+        path: candidate.block.segment.path.clone(),
+        offset: candidate.block.offset,
+        kind,
+    })?;
+    stats.blocks_read += 1;
+    stats.bytes_decompressed += raw.len() as u64;
+    let order: Box<dyn Iterator<Item = usize>> = match direction {
+        Direction::Forward => Box::new(0..events.len()),
+        Direction::Backward => Box::new((0..events.len()).rev()),
+    };
+    for i in order {
+        let key = EventKey {
+            timestamp: events[i].timestamp,
+            seq: header.first_seq + i as u64,
+        };
+        if !bounds.admits(key) {
+            continue;
+        }
+        let rank = Rank::of(key, direction);
+        if page.cutoff().is_some_and(|cut| rank > cut) {
+            // The rest of this block ranks later still.
+            page.more = true;
+            break;
+        }
+        let message = std::str::from_utf8(&raw[events[i].start..events[i].end])
+            .expect("validated by index_events");
+        if !filter(message) {
+            continue;
+        }
+        page.push(
+            rank,
+            ScannedEvent {
+                stream: Arc::clone(&candidate.stream),
+                key,
+                ingestion_time: header.ingestion_ms,
+                message: message.to_owned(),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Puts the events of one part that belong on the page on it, row group by row group
+/// in the direction of the read (row groups are in key order), stopping at the first
+/// row group that starts beyond a full page.
+fn read_part_into(
+    candidate: &ScanPart,
+    bounds: &Bounds,
+    filter: &dyn Fn(&str) -> bool,
+    page: &mut Page<'_>,
+    stats: &mut ScanStats,
+) -> Result<()> {
+    let direction = bounds.direction;
+    let part = &candidate.part;
+    let reader = part.open()?;
+    let bad = |e: nettrail_columnar::PartError| StoreError::Part {
+        path: part.path.clone(),
+        reason: e.to_string(),
+    };
+    let row_groups: Box<dyn Iterator<Item = usize>> = match direction {
+        Direction::Forward => Box::new(0..reader.row_groups()),
+        Direction::Backward => Box::new((0..reader.row_groups()).rev()),
+    };
+    'row_groups: for row_group in row_groups {
+        let (lo, hi) = reader
+            .time_range(row_group)
+            .unwrap_or((part.meta.min_ts, part.meta.max_ts));
+        if hi < bounds.lower_ts || lo >= bounds.upper_ts {
+            continue;
+        }
+        let entry = match direction {
+            Direction::Forward => EventKey {
+                timestamp: lo,
+                seq: 0,
+            },
+            Direction::Backward => EventKey {
+                timestamp: hi,
+                seq: u64::MAX,
+            },
+        };
+        if page
+            .cutoff()
+            .is_some_and(|cut| Rank::of(entry, direction) > cut)
+        {
+            page.more = true;
+            break;
+        }
+        stats.row_groups_read += 1;
+        for batch in reader.read_row_group(row_group, false).map_err(bad)? {
+            let batch = batch.map_err(bad)?;
+            for i in 0..batch.len() {
+                let key = EventKey {
+                    timestamp: batch.timestamp(i),
+                    seq: batch.seq(i),
+                };
+                if !bounds.admits(key) {
+                    continue;
+                }
+                let rank = Rank::of(key, direction);
+                if direction == Direction::Forward && page.cutoff().is_some_and(|cut| rank > cut) {
+                    // Rows are in key order: the rest of the part ranks later still.
+                    page.more = true;
+                    break 'row_groups;
+                }
+                let Some(stream) = candidate.streams.get(batch.stream(i)) else {
+                    continue; // a stream not selected, or deleted since
+                };
+                if page.cutoff().is_some_and(|cut| rank > cut) {
+                    page.more = true;
+                    continue;
+                }
+                let message = batch.message(i).expect("read with every column");
+                stats.bytes_decompressed += message.len() as u64;
+                if !filter(&message) {
+                    continue;
+                }
+                page.push(
+                    rank,
+                    ScannedEvent {
+                        stream: Arc::clone(stream),
+                        key,
+                        ingestion_time: batch.ingestion_time(i),
+                        message,
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
 }

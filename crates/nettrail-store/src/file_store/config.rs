@@ -24,6 +24,19 @@ pub struct FileStoreConfig {
     /// Metric series held at most; points of further series are dropped (a dimension
     /// taking a new value per event would otherwise grow without bound).
     pub max_metric_series: usize,
+    /// Whether sealed segments are compacted into columnar parts (on every sweep).
+    pub compaction: bool,
+    /// zstd level of the parts' columns.
+    pub part_zstd_level: i32,
+    /// Rows per row group of a part at most.
+    pub part_row_group_rows: usize,
+    /// Segment bytes one compaction of a group takes at most (at least one segment):
+    /// its events are held in memory while their parts are written.
+    pub compaction_max_bytes: u64,
+    /// The account id in the parts' Hive paths (`aws-account-id=`).
+    pub lake_account_id: String,
+    /// The region in the parts' Hive paths (`aws-region=`).
+    pub lake_region: String,
 }
 
 impl FileStoreConfig {
@@ -38,6 +51,12 @@ impl FileStoreConfig {
             max_commit_bytes: 64 << 20,
             metric_retention: Duration::from_secs(15 * 86_400),
             max_metric_series: 100_000,
+            compaction: true,
+            part_zstd_level: 3,
+            part_row_group_rows: 1 << 20,
+            compaction_max_bytes: 64 << 20,
+            lake_account_id: "123456789012".into(),
+            lake_region: "us-east-1".into(),
         }
     }
 }

@@ -11,12 +11,14 @@
 //!                           reserved u32, then blocks (see block.rs) back to back
 //! groups/<group id>/cursors.0, cursors.1
 //!                           subscription cursors (see cursors.rs)
+//! lake/<group>/aws-account-id=…/aws-service=…/aws-region=…/year=/month=/day=/hour=/part-<id>.parquet
+//!                           columnar parts (see parts.rs and the nettrail-columnar crate)
 //! ```
 //! Segments are written by one writer thread only; a segment is sealed when it reaches
 //! `segment_max_bytes` or `segment_max_age`, and on every restart (the writer always
-//! starts new segments). Sealed segments are read-only until the retention sweeper
-//! deletes them, which it does once every block in them has expired or belongs to a
-//! deleted stream.
+//! starts new segments). Sealed segments are read-only until the compactor turns them
+//! into parts (`compaction.rs`) or the retention sweeper deletes them, which it does
+//! once every block in them has expired or belongs to a deleted stream.
 //!
 //! This file is the handle: opening a directory and the [`LogStore`] calls, which
 //! validate against the state, journal metadata mutations and hand writes to the writer.
@@ -25,11 +27,13 @@
 //! - `writer.rs`: the writer thread, group commit and active segments;
 //! - `recovery.rs`: verifying segments and rebuilding the block index on open;
 //! - `retention.rs`: the sweeper;
+//! - `compaction.rs`: sealed segments into columnar parts, atomically;
 //! - `reads.rs`: the read paths (scans, commit-order reads, backlog), where a second
 //!   storage tier adds its sources;
 //! - `shared.rs`: what the handle shares with the writer and sweeper threads;
 //! - `config.rs`: the settings.
 
+mod compaction;
 mod config;
 mod reads;
 mod recovery;
@@ -58,8 +62,9 @@ use crate::model::{
     ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
 };
 
+pub use compaction::CompactionStats;
 pub use config::FileStoreConfig;
-use recovery::{highest_recorded_seq, recover_segments};
+use recovery::{highest_recorded_seq, recover_segments, remove_orphan_parts};
 use retention::{run_sweeper, sweep};
 use shared::{now_ms, Shared};
 use state::{apply, replay_state, snapshot_records, CheckpointMark, Group, Stream};
@@ -74,8 +79,6 @@ pub struct FileStore {
 /// The handle's own part; the part its threads share is [`Shared`].
 struct Inner {
     shared: Arc<Shared>,
-    /// Serializes metadata mutations; taken before the state lock when both are needed.
-    journal: Mutex<Journal>,
     writer: Mutex<Option<SyncSender<WriterMsg>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Cursor files of the groups whose cursors were used, by group id.
@@ -110,6 +113,7 @@ impl FileStore {
 
         let started = Instant::now();
         let recovered = recover_segments(&mut state, &groups_dir)?;
+        remove_orphan_parts(&state, &dir)?;
         // Sequence numbers continue past every one handed out before, even those whose
         // blocks retention has deleted since: cursors and checkpoints point at them.
         let (highest_recorded, cursor_files) = highest_recorded_seq(&state)?;
@@ -127,9 +131,12 @@ impl FileStore {
             .max(metrics.highest_cursor() + 1);
         state.seq_floor = next_seq;
         state.published_seq = next_seq - 1;
+        state.segment_floor = state.segment_floor.max(recovered.next_segment_id);
         // Rewritten after recovery, so the snapshot keeps what recovery learned
         // (checkpoints from checkpoint blocks, the sequence floor).
         let journal = Journal::rewrite(&journal_path, &snapshot_records(&state))?;
+        state.mark_checkpoints_journaled();
+        let next_segment_id = state.segment_floor;
         tracing::info!(
             dir = %dir.display(),
             groups = state.groups.len(),
@@ -143,8 +150,10 @@ impl FileStore {
         let shared = Arc::new(Shared {
             config,
             state: RwLock::new(state),
+            journal: Mutex::new(journal),
             stop: (Mutex::new(false), Condvar::new()),
-            next_segment_id: AtomicU64::new(recovered.next_segment_id),
+            next_segment_id: AtomicU64::new(next_segment_id),
+            maintenance: Mutex::new(()),
             commit_listeners: Mutex::new(Vec::new()),
             ingested_events: AtomicU64::new(0),
             ingested_bytes: AtomicU64::new(0),
@@ -165,7 +174,6 @@ impl FileStore {
         };
         let inner = Arc::new(Inner {
             shared,
-            journal: Mutex::new(journal),
             writer: Mutex::new(Some(tx)),
             threads: Mutex::new(vec![writer, sweeper]),
             cursors: Mutex::new(cursor_files),
@@ -179,6 +187,18 @@ impl FileStore {
     /// `sweep_interval`). Returns the number of segment files deleted.
     pub fn sweep(&self) -> Result<usize> {
         sweep(&self.inner.shared, now_ms())
+    }
+
+    /// Compacts every group's sealed segments into columnar parts now (the sweeper
+    /// also does after every sweep when `compaction` is on). With `seal_first`, the
+    /// active segments are sealed first, so that everything written so far is taken.
+    pub fn compact(&self, seal_first: bool) -> Result<CompactionStats> {
+        if seal_first {
+            let (reply, answer) = std::sync::mpsc::sync_channel(1);
+            self.send(WriterMsg::SealAll(reply))?;
+            answer.recv().map_err(|_| StoreError::Closed)?;
+        }
+        compaction::compact_all(&self.inner.shared, now_ms())
     }
 
     fn send(&self, msg: WriterMsg) -> Result<()> {
@@ -324,7 +344,7 @@ impl FileStore {
 
     /// Appends a metadata record and applies it to the state, under the journal lock.
     fn mutate(&self, record: MetaRecord) -> Result<()> {
-        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let mut journal = self.inner.shared.journal.lock().expect("journal lock");
         journal.append(&record)?;
         let mut state = self.inner.shared.state.write().expect("state lock");
         apply(
@@ -338,7 +358,7 @@ impl FileStore {
 
 impl LogStore for FileStore {
     fn create_group(&self, group: NewGroup, now: Millis) -> Result<()> {
-        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let mut journal = self.inner.shared.journal.lock().expect("journal lock");
         let id = {
             let state = self.inner.shared.state.read().expect("state lock");
             if state.groups.contains_key(&group.name) {
@@ -421,7 +441,7 @@ impl LogStore for FileStore {
     }
 
     fn create_stream(&self, group: &str, stream: &str, now: Millis) -> Result<()> {
-        let mut journal = self.inner.journal.lock().expect("journal lock");
+        let mut journal = self.inner.shared.journal.lock().expect("journal lock");
         let record = {
             let state = self.inner.shared.state.read().expect("state lock");
             let g = state

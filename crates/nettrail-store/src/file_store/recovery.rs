@@ -98,6 +98,13 @@ pub(super) fn recover_segments(state: &mut State, groups_dir: &Path) -> Result<R
         let mut seen_seqs = HashSet::new();
         for (segment_id, seg_path) in segments {
             out.next_segment_id = out.next_segment_id.max(segment_id + 1);
+            if group.retired_segments.contains(&segment_id) {
+                // Compacted into parts before a crash that came before the deletion.
+                tracing::info!(path = %seg_path.display(), "removing segment already compacted into parts");
+                std::fs::remove_file(&seg_path)
+                    .map_err(|e| StoreError::io("removing compacted segment", &seg_path, e))?;
+                continue;
+            }
             let Some(RecoveredSegment {
                 segment,
                 blocks,
@@ -141,8 +148,69 @@ pub(super) fn recover_segments(state: &mut State, groups_dir: &Path) -> Result<R
             }
             group.segments.insert(segment_id, segment);
         }
+        group.retired_segments.clear();
+        for part in group.parts.values() {
+            out.next_seq = out.next_seq.max(part.meta.max_seq + 1);
+            let found = std::fs::metadata(&part.path).map(|m| m.len());
+            if found.as_ref().ok() != Some(&part.meta.bytes) {
+                return Err(StoreError::Part {
+                    path: part.path.clone(),
+                    reason: match found {
+                        Ok(len) => {
+                            format!("{len} bytes, its catalog entry says {}", part.meta.bytes)
+                        }
+                        Err(e) => format!("the catalog lists it but it cannot be read: {e}"),
+                    },
+                });
+            }
+        }
+        group.restat_streams();
     }
     Ok(out)
+}
+
+/// Deletes the files under `lake/` that no catalog entry names: parts written by a
+/// compaction that a crash stopped before its journal record, temporary files, and
+/// replaced parts whose deletion a crash prevented. Then empty folders.
+pub(super) fn remove_orphan_parts(state: &State, data_dir: &Path) -> Result<usize> {
+    let lake = data_dir.join("lake");
+    let known: HashSet<PathBuf> = state
+        .groups
+        .values()
+        .flat_map(|g| g.parts.values().map(|p| p.path.clone()))
+        .collect();
+    let mut removed = 0;
+    let mut pending = vec![lake.clone()];
+    let mut dirs = Vec::new();
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::io("listing", &dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io("listing", &dir, e))?;
+            let path = entry.path();
+            let is_dir = entry
+                .file_type()
+                .map_err(|e| StoreError::io("listing", &path, e))?
+                .is_dir();
+            if is_dir {
+                pending.push(path);
+            } else if !known.contains(&path) {
+                tracing::info!(path = %path.display(), "removing part file no catalog entry names");
+                std::fs::remove_file(&path)
+                    .map_err(|e| StoreError::io("removing orphan part", &path, e))?;
+                removed += 1;
+            }
+        }
+        dirs.push(dir);
+    }
+    // Deepest first; a folder that still holds something stays.
+    for dir in dirs.iter().rev().filter(|d| **d != lake) {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(removed)
 }
 
 /// A segment found on open.

@@ -1,8 +1,8 @@
 //! Retention: the sweeper thread wakes every `sweep_interval`, drops expired blocks
 //! from the index and deletes sealed segments that hold no live block (every block
 //! expired or of a deleted stream). A block that still holds an unexpired event is never
-//! touched, so retention deletes whole segments only. A second storage tier drops its
-//! expired parts here too.
+//! touched, so retention deletes whole segments only. Wholly expired parts are
+//! dropped by the compactor, which runs after every sweep (`compaction.rs`).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -30,6 +30,11 @@ pub(super) fn run_sweeper(shared: &Arc<Shared>) {
         if let Err(e) = sweep(shared, now_ms()) {
             tracing::error!(error = %e, "retention sweep failed");
         }
+        if shared.config.compaction {
+            if let Err(e) = super::compaction::compact_all(shared, now_ms()) {
+                tracing::error!(error = %e, "compaction failed");
+            }
+        }
     }
 }
 
@@ -37,6 +42,7 @@ pub(super) fn run_sweeper(shared: &Arc<Shared>) {
 /// block (every block expired or of a deleted stream). Blocks that still hold an
 /// unexpired event are never touched.
 pub(super) fn sweep(shared: &Shared, now: Millis) -> Result<usize> {
+    let _maintenance = shared.maintenance.lock().expect("maintenance lock");
     let mut doomed = Vec::new();
     {
         let mut state = shared.state.write().expect("state lock");
@@ -45,15 +51,12 @@ pub(super) fn sweep(shared: &Shared, now: Millis) -> Result<usize> {
             let mut live_segments: HashSet<*const Segment> = HashSet::new();
             for stream in group.streams.values_mut() {
                 if let Some(cutoff) = cutoff {
-                    let before = stream.blocks.len();
                     stream.blocks.retain(|b| b.header.max_ts >= cutoff);
-                    if stream.blocks.len() != before {
-                        stream.stored_bytes =
-                            stream.blocks.iter().map(|b| b.header.block_len()).sum();
-                        stream.first_ts = stream.blocks.iter().map(|b| b.header.min_ts).min();
-                    }
                 }
                 live_segments.extend(stream.blocks.iter().map(|b| Arc::as_ptr(&b.segment)));
+            }
+            if cutoff.is_some() {
+                group.restat_streams();
             }
             group.segments.retain(|_, segment| {
                 let dead = segment.sealed.load(Ordering::Acquire)

@@ -1,11 +1,13 @@
 //! What the handle of a [`FileStore`](super::FileStore) shares with its writer and
-//! sweeper threads: the configuration, the state behind its lock, the stop signal, and
+//! sweeper threads: the configuration, the state behind its lock, the metadata journal,
+//! the stop signal, and
 //! the counters and listeners every commit updates.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::SystemTime;
 
+use crate::journal::Journal;
 use crate::model::Millis;
 
 use super::config::FileStoreConfig;
@@ -15,9 +17,15 @@ use super::state::State;
 pub(super) struct Shared {
     pub(super) config: FileStoreConfig,
     pub(super) state: RwLock<State>,
+    /// Serializes metadata mutations (the handle's and the compactor's); taken before
+    /// the state lock when both are needed.
+    pub(super) journal: Mutex<Journal>,
     /// Set, and notified, when the store shuts down.
     pub(super) stop: (Mutex<bool>, Condvar),
     pub(super) next_segment_id: AtomicU64,
+    /// Held by a retention sweep or a compaction, so that two never work on the same
+    /// segments at once.
+    pub(super) maintenance: Mutex<()>,
     /// Called after every commit (`LogStore::on_commit`).
     pub(super) commit_listeners: Mutex<Vec<Arc<dyn Fn() + Send + Sync>>>,
     /// Events and uncompressed bytes committed since open.

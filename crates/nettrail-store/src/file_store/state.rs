@@ -5,21 +5,23 @@
 //! applying every record, and compacting it is writing the records that recreate the
 //! state ([`snapshot_records`]).
 //!
-//! Each stream holds the index of its blocks in the row tier (segments); a second
-//! storage tier keeps its catalog beside `segments` in [`Group`].
+//! Each stream holds the index of its blocks in the row tier (segments); the columnar
+//! tier's catalog of parts is `parts` in [`Group`], beside `segments`. A stream's
+//! statistics come from both: its blocks and what the parts say it contributed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
-use crate::journal::MetaRecord;
+use crate::journal::{CompactedCheckpoint, MetaRecord};
 use crate::model::{
     GroupInfo, ImportCheckpoint, MetricFilter, Millis, ResourcePolicy, StreamInfo,
     SubscriptionFilter,
 };
+use crate::parts::Part;
 use crate::segment::{BlockRef, Segment};
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -37,6 +39,10 @@ pub(super) struct State {
     pub(super) published_seq: u64,
     /// No sequence number below this one is handed out again (see `IdFloor`).
     pub(super) seq_floor: u64,
+    /// No segment id below this one is handed out again.
+    pub(super) segment_floor: u64,
+    /// The next part id.
+    pub(super) next_part_id: u64,
 }
 
 impl State {
@@ -52,6 +58,15 @@ impl State {
         self.groups.get_mut(name)
     }
 
+    /// After the journal was rewritten from the state: every checkpoint is in it.
+    pub(super) fn mark_checkpoints_journaled(&mut self) {
+        for group in self.groups.values_mut() {
+            for objects in group.imports.values_mut() {
+                objects.values_mut().for_each(|c| c.in_journal = true);
+            }
+        }
+    }
+
     pub(super) fn group_by_id(&self, id: u64) -> Option<&Group> {
         self.groups.get(self.group_names.get(&id)?)
     }
@@ -63,6 +78,9 @@ pub(super) struct StoredCheckpoint {
     pub(super) checkpoint: ImportCheckpoint,
     /// 0 when recorded by the journal alone (Firehose de-duplication, older stores).
     pub(super) seq: u64,
+    /// Whether the journal holds it (else only a checkpoint block in a segment does,
+    /// and a compaction retiring that segment must journal it).
+    pub(super) in_journal: bool,
 }
 
 /// What an import checkpoint block holds.
@@ -91,6 +109,11 @@ pub(super) struct Group {
     /// Metric filters by name.
     pub(super) metric_filters: BTreeMap<String, MetricFilter>,
     pub(super) segments: BTreeMap<u64, Arc<Segment>>,
+    /// The columnar tier: parts by id.
+    pub(super) parts: BTreeMap<u64, Arc<Part>>,
+    /// Segments whose events parts now serve; recovery deletes their files if a crash
+    /// left them behind.
+    pub(super) retired_segments: BTreeSet<u64>,
     pub(super) dir: PathBuf,
 }
 
@@ -107,6 +130,7 @@ impl Group {
             StoredCheckpoint {
                 checkpoint: mark.checkpoint.clone(),
                 seq,
+                in_journal: false,
             },
         );
     }
@@ -116,12 +140,37 @@ impl Group {
             .map(|days| now - i64::from(days) * MS_PER_DAY)
     }
 
+    /// Recomputes every stream's statistics from its blocks and the parts, after
+    /// blocks or parts came or went. The last event and ingestion times never go back.
+    pub(super) fn restat_streams(&mut self) {
+        for stream in self.streams.values_mut() {
+            stream.restat(&self.parts);
+        }
+    }
+
+    /// The import checkpoints not yet in the journal, to be journaled by a compaction.
+    pub(super) fn unjournaled_checkpoints(&self) -> Vec<CompactedCheckpoint> {
+        let mut out = Vec::new();
+        for (source, objects) in &self.imports {
+            for (object, stored) in objects.iter().filter(|(_, c)| !c.in_journal) {
+                out.push(CompactedCheckpoint {
+                    source: source.clone(),
+                    object: object.clone(),
+                    checkpoint: stored.checkpoint.clone(),
+                    seq: stored.seq,
+                });
+            }
+        }
+        out
+    }
+
     pub(super) fn info(&self) -> GroupInfo {
         GroupInfo {
             name: self.name.clone(),
             creation_time: self.created,
             retention_days: self.retention_days,
-            stored_bytes: self.streams.values().map(|s| s.stored_bytes).sum(),
+            stored_bytes: self.streams.values().map(|s| s.stored_bytes).sum::<u64>()
+                + self.parts.values().map(|p| p.meta.bytes).sum::<u64>(),
             class: self.class.clone(),
             kms_key_id: self.kms_key_id.clone(),
             tags: self.tags.clone(),
@@ -138,7 +187,10 @@ pub(super) struct Stream {
     pub(super) first_ts: Option<Millis>,
     pub(super) last_ts: Option<Millis>,
     pub(super) last_ingest: Option<Millis>,
+    /// Bytes of the stream's blocks.
     pub(super) stored_bytes: u64,
+    /// The stream's share of the bytes of the parts.
+    pub(super) part_bytes: u64,
 }
 
 impl Stream {
@@ -152,6 +204,30 @@ impl Stream {
         );
         self.stored_bytes += h.block_len();
         self.blocks.push(block);
+    }
+
+    fn restat(&mut self, parts: &BTreeMap<u64, Arc<Part>>) {
+        let mut first = self.blocks.iter().map(|b| b.header.min_ts).min();
+        let mut last = self.last_ts;
+        let mut ingest = self.last_ingest;
+        let mut part_bytes = 0;
+        for share in parts.values().filter_map(|p| p.meta.stream(self.id)) {
+            first = Some(first.map_or(share.min_ts, |t| t.min(share.min_ts)));
+            last = Some(last.map_or(share.max_ts, |t| t.max(share.max_ts)));
+            ingest = Some(ingest.map_or(share.max_ingestion_time, |t| {
+                t.max(share.max_ingestion_time)
+            }));
+            part_bytes += share.bytes;
+        }
+        for b in &self.blocks {
+            last = Some(last.map_or(b.header.max_ts, |t| t.max(b.header.max_ts)));
+            ingest = Some(ingest.map_or(b.header.ingestion_ms, |t| t.max(b.header.ingestion_ms)));
+        }
+        self.first_ts = first;
+        self.last_ts = last;
+        self.last_ingest = ingest;
+        self.stored_bytes = self.blocks.iter().map(|b| b.header.block_len()).sum();
+        self.part_bytes = part_bytes;
     }
 
     /// The blocks holding events with sequence numbers above `after` (a stream's
@@ -170,7 +246,7 @@ impl Stream {
             first_event_timestamp: self.first_ts,
             last_event_timestamp: self.last_ts,
             last_ingestion_time: self.last_ingest,
-            stored_bytes: self.stored_bytes,
+            stored_bytes: self.stored_bytes + self.part_bytes,
         }
     }
 }
@@ -183,10 +259,14 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
             next_group_id,
             next_stream_id,
             next_seq,
+            next_segment_id,
+            next_part_id,
         } => {
             state.next_group_id = state.next_group_id.max(*next_group_id);
             state.next_stream_id = state.next_stream_id.max(*next_stream_id);
             state.seq_floor = state.seq_floor.max(*next_seq);
+            state.segment_floor = state.segment_floor.max(*next_segment_id);
+            state.next_part_id = state.next_part_id.max(*next_part_id);
         }
         MetaRecord::CreateGroup {
             id,
@@ -216,13 +296,17 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     subscriptions: BTreeMap::new(),
                     metric_filters: BTreeMap::new(),
                     segments: BTreeMap::new(),
+                    parts: BTreeMap::new(),
+                    retired_segments: BTreeSet::new(),
                     dir: groups_dir.join(id.to_string()),
                 },
             );
         }
         MetaRecord::DeleteGroup { id } => {
             if let Some(name) = state.group_names.remove(id) {
-                state.groups.remove(&name);
+                if let Some(group) = state.groups.remove(&name) {
+                    group.parts.values().for_each(|p| p.retire());
+                }
             }
         }
         MetaRecord::CreateStream {
@@ -245,6 +329,7 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                         last_ts: None,
                         last_ingest: None,
                         stored_bytes: 0,
+                        part_bytes: 0,
                     },
                 );
             }
@@ -307,9 +392,60 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     StoredCheckpoint {
                         checkpoint: checkpoint.clone(),
                         seq: *seq,
+                        in_journal: true,
                     },
                 );
             }
+        }
+        MetaRecord::Compact {
+            group,
+            retired_segments,
+            removed_parts,
+            added_parts,
+            checkpoints,
+        } => {
+            let data_dir = groups_dir.parent().unwrap_or(groups_dir);
+            for meta in added_parts {
+                state.next_part_id = state.next_part_id.max(meta.id + 1);
+            }
+            for &id in retired_segments {
+                state.segment_floor = state.segment_floor.max(id + 1);
+            }
+            let Some(g) = state.group_mut(*group) else {
+                return;
+            };
+            for id in removed_parts {
+                if let Some(part) = g.parts.remove(id) {
+                    part.retire();
+                }
+            }
+            for meta in added_parts {
+                g.parts
+                    .insert(meta.id, Arc::new(Part::new(meta.clone(), data_dir)));
+            }
+            let retired: Vec<Arc<Segment>> = retired_segments
+                .iter()
+                .filter_map(|id| g.segments.remove(id))
+                .collect();
+            if !retired.is_empty() {
+                for stream in g.streams.values_mut() {
+                    stream
+                        .blocks
+                        .retain(|b| !retired.iter().any(|s| Arc::ptr_eq(s, &b.segment)));
+                }
+            }
+            g.retired_segments.extend(retired_segments.iter().copied());
+            for c in checkpoints {
+                g.imports.entry(c.source.clone()).or_default().insert(
+                    c.object.clone(),
+                    StoredCheckpoint {
+                        checkpoint: c.checkpoint.clone(),
+                        seq: c.seq,
+                        in_journal: true,
+                    },
+                );
+            }
+            g.restat_streams();
         }
         MetaRecord::RemoveImportCheckpoint {
             group,
@@ -332,6 +468,7 @@ pub(super) fn replay_state(records: &[MetaRecord], groups_dir: &Path) -> State {
     let mut state = State {
         next_group_id: 1,
         next_stream_id: 1,
+        next_part_id: 1,
         ..State::default()
     };
     for record in records {
@@ -346,6 +483,8 @@ pub(super) fn snapshot_records(state: &State) -> Vec<MetaRecord> {
         next_group_id: state.next_group_id,
         next_stream_id: state.next_stream_id,
         next_seq: state.seq_floor,
+        next_segment_id: state.segment_floor,
+        next_part_id: state.next_part_id,
     }];
     for g in state.groups.values() {
         records.push(MetaRecord::CreateGroup {
@@ -381,6 +520,15 @@ pub(super) fn snapshot_records(state: &State) -> Vec<MetaRecord> {
             records.push(MetaRecord::PutMetricFilter {
                 group: g.id,
                 filter: filter.clone(),
+            });
+        }
+        if !g.parts.is_empty() {
+            records.push(MetaRecord::Compact {
+                group: g.id,
+                retired_segments: Vec::new(),
+                removed_parts: Vec::new(),
+                added_parts: g.parts.values().map(|p| p.meta.clone()).collect(),
+                checkpoints: Vec::new(),
             });
         }
         for (source, objects) in &g.imports {

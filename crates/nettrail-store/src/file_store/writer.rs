@@ -31,6 +31,8 @@ pub(super) enum WriterMsg {
         id: u64,
         dir: PathBuf,
     },
+    /// Seal every active segment now (so a compaction can take them), then answer.
+    SealAll(SyncSender<()>),
 }
 
 /// Blocks to write for one stream (or an import checkpoint block).
@@ -117,6 +119,14 @@ impl Writer {
                         // Commit what is pending first so no write lands after removal.
                         self.commit(std::mem::take(&mut jobs));
                         self.drop_group(id, &dir);
+                    }
+                    WriterMsg::SealAll(reply) => {
+                        self.commit(std::mem::take(&mut jobs));
+                        for active in self.active.values() {
+                            active.segment.sealed.store(true, Ordering::Release);
+                        }
+                        self.active.clear();
+                        let _ = reply.send(());
                     }
                 }
                 if bytes < self.shared.config.max_commit_bytes {

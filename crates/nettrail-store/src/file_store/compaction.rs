@@ -1,0 +1,390 @@
+//! Compaction: sealed segments of a group become columnar parts, one per hour of
+//! event time, and a part of an hour that already has one is merged with it.
+//!
+//! One compaction of a group, on the sweeper thread:
+//! 1. plan, under the state's read lock: the sealed segments to take (up to
+//!    `compaction_max_bytes`), the blocks of live streams in them, the group's parts,
+//!    its retention cutoff;
+//! 2. read the blocks' unexpired events into buckets by hour; for every bucket, read
+//!    the hour's existing parts back into it and write one new part (a temporary
+//!    file, fsynced, renamed into AWS's Hive layout, the folder fsynced);
+//! 3. commit, under the journal lock: one [`MetaRecord::Compact`] naming the retired
+//!    segments, the replaced and expired parts and the new parts, applied to the
+//!    state at once, so a read sees either the rows or the parts, never both;
+//! 4. delete the retired segment files (replaced parts go when their last reader lets
+//!    go, see [`Part`]).
+//!
+//! A crash before step 3 leaves orphan part files that the next open deletes; after
+//! it, segment files that recovery deletes by the journal's word. Either way every
+//! event is served exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufWriter;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use nettrail_columnar::detect::detect_layout;
+use nettrail_columnar::{write_part, PartEvent, PartSummary, WriteOptions};
+
+use crate::block;
+use crate::error::{Result, StoreError};
+use crate::journal::{sync_dir, MetaRecord};
+use crate::model::Millis;
+use crate::parts::{hour_of, part_dir, Part, PartMeta, PartStream};
+use crate::segment::{read_block, BlockRef, Segment};
+
+use super::shared::Shared;
+use super::state::apply;
+
+/// What one compaction round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Segments whose events moved into parts.
+    pub segments_retired: u64,
+    /// Parts written.
+    pub parts_written: u64,
+    /// Parts replaced or expired.
+    pub parts_removed: u64,
+    /// Events written into parts (including those of merged parts).
+    pub events_written: u64,
+}
+
+impl std::ops::AddAssign for CompactionStats {
+    fn add_assign(&mut self, other: CompactionStats) {
+        self.segments_retired += other.segments_retired;
+        self.parts_written += other.parts_written;
+        self.parts_removed += other.parts_removed;
+        self.events_written += other.events_written;
+    }
+}
+
+/// Compacts every group once.
+pub(super) fn compact_all(shared: &Shared, now: Millis) -> Result<CompactionStats> {
+    let _maintenance = shared.maintenance.lock().expect("maintenance lock");
+    let ids: Vec<u64> = {
+        let state = shared.state.read().expect("state lock");
+        state.groups.values().map(|g| g.id).collect()
+    };
+    let mut total = CompactionStats::default();
+    for id in ids {
+        total += compact_group(shared, id, now)?;
+    }
+    Ok(total)
+}
+
+/// What a compaction of one group works from, taken under the read lock.
+struct Plan {
+    group_name: String,
+    segments: Vec<(u64, Arc<Segment>)>,
+    /// The blocks of live streams in those segments, with their stream's id and name.
+    blocks: Vec<(u64, Arc<str>, BlockRef)>,
+    /// The group's parts by hour.
+    parts_by_hour: BTreeMap<Millis, Vec<Arc<Part>>>,
+    /// Parts wholly expired.
+    expired_parts: Vec<u64>,
+    /// Live streams: name to id.
+    stream_ids: HashMap<Arc<str>, u64>,
+    cutoff: Option<Millis>,
+}
+
+fn plan(shared: &Shared, group_id: u64, now: Millis) -> Option<Plan> {
+    let state = shared.state.read().expect("state lock");
+    let g = state.group_by_id(group_id)?;
+    let mut segments = Vec::new();
+    let mut bytes = 0u64;
+    for (&id, segment) in &g.segments {
+        if !segment.sealed.load(Ordering::Acquire) {
+            continue;
+        }
+        if !segments.is_empty() && bytes >= shared.config.compaction_max_bytes {
+            break;
+        }
+        bytes += segment.file.metadata().map(|m| m.len()).unwrap_or(0);
+        segments.push((id, Arc::clone(segment)));
+    }
+    let cutoff = g.cutoff(now);
+    let expired_parts: Vec<u64> = g
+        .parts
+        .values()
+        .filter(|p| cutoff.is_some_and(|c| p.meta.max_ts < c))
+        .map(|p| p.meta.id)
+        .collect();
+    if segments.is_empty() && expired_parts.is_empty() {
+        return None;
+    }
+    let mut blocks = Vec::new();
+    for stream in g.streams.values() {
+        for block in &stream.blocks {
+            if segments.iter().any(|(_, s)| Arc::ptr_eq(s, &block.segment)) {
+                blocks.push((stream.id, Arc::clone(&stream.name), block.clone()));
+            }
+        }
+    }
+    let mut parts_by_hour: BTreeMap<Millis, Vec<Arc<Part>>> = BTreeMap::new();
+    for part in g.parts.values() {
+        if !expired_parts.contains(&part.meta.id) {
+            parts_by_hour
+                .entry(part.meta.hour)
+                .or_default()
+                .push(Arc::clone(part));
+        }
+    }
+    Some(Plan {
+        group_name: g.name.clone(),
+        segments,
+        blocks,
+        parts_by_hour,
+        expired_parts,
+        stream_ids: g
+            .streams
+            .values()
+            .map(|s| (Arc::clone(&s.name), s.id))
+            .collect(),
+        cutoff,
+    })
+}
+
+/// Compacts the sealed segments of one group, and drops its expired parts.
+pub(super) fn compact_group(
+    shared: &Shared,
+    group_id: u64,
+    now: Millis,
+) -> Result<CompactionStats> {
+    let Some(plan) = plan(shared, group_id, now) else {
+        return Ok(CompactionStats::default());
+    };
+    let mut buckets: BTreeMap<Millis, Vec<PartEvent>> = BTreeMap::new();
+    for (_, stream, block_ref) in &plan.blocks {
+        let raw = read_block(block_ref)?;
+        let header = &block_ref.header;
+        let events = block::index_events(header, &raw).map_err(|kind| StoreError::Corrupt {
+            path: block_ref.segment.path.clone(),
+            offset: block_ref.offset,
+            kind,
+        })?;
+        for (i, event) in events.iter().enumerate() {
+            if plan.cutoff.is_some_and(|c| event.timestamp < c) {
+                continue;
+            }
+            buckets
+                .entry(hour_of(event.timestamp))
+                .or_default()
+                .push(PartEvent {
+                    timestamp: event.timestamp,
+                    seq: header.first_seq + i as u64,
+                    ingestion_time: header.ingestion_ms,
+                    stream: Arc::clone(stream),
+                    message: std::str::from_utf8(&raw[event.start..event.end])
+                        .expect("validated by index_events")
+                        .to_owned(),
+                });
+        }
+    }
+    let mut stats = CompactionStats::default();
+    let mut added = Vec::new();
+    let mut removed = plan.expired_parts.clone();
+    let mut written_paths = Vec::new();
+    for (hour, mut events) in buckets {
+        let merged = plan.parts_by_hour.get(&hour).cloned().unwrap_or_default();
+        for part in &merged {
+            read_part_events(part, &plan, &mut events)?;
+            removed.push(part.meta.id);
+        }
+        if events.is_empty() {
+            continue;
+        }
+        let id = {
+            let mut state = shared.state.write().expect("state lock");
+            let id = state.next_part_id;
+            state.next_part_id += 1;
+            id
+        };
+        let meta = write_hour_part(shared, &plan, id, hour, &mut events)?;
+        written_paths.push(shared.config.dir.join(&meta.file));
+        stats.events_written += meta.rows;
+        stats.parts_written += 1;
+        added.push(meta);
+    }
+    stats.segments_retired = plan.segments.len() as u64;
+    stats.parts_removed = removed.len() as u64;
+
+    // The commit: one journal record, applied at once.
+    {
+        let mut journal = shared.journal.lock().expect("journal lock");
+        let mut state = shared.state.write().expect("state lock");
+        let Some(group) = state.group_by_id(group_id) else {
+            // Deleted while the parts were written: they serve nothing.
+            drop(state);
+            drop(journal);
+            for path in &written_paths {
+                let _ = std::fs::remove_file(path);
+            }
+            return Ok(CompactionStats::default());
+        };
+        let record = MetaRecord::Compact {
+            group: group_id,
+            retired_segments: plan.segments.iter().map(|(id, _)| *id).collect(),
+            removed_parts: removed,
+            added_parts: added,
+            checkpoints: group.unjournaled_checkpoints(),
+        };
+        journal.append(&record)?;
+        apply(&mut state, &record, &shared.config.dir.join("groups"));
+    }
+    for (_, segment) in &plan.segments {
+        match std::fs::remove_file(&segment.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Recovery deletes it by the journal's word.
+            Err(e) => {
+                tracing::warn!(path = %segment.path.display(), error = %e, "could not remove compacted segment")
+            }
+        }
+    }
+    tracing::info!(
+        group = %plan.group_name,
+        segments = stats.segments_retired,
+        parts_written = stats.parts_written,
+        parts_removed = stats.parts_removed,
+        events = stats.events_written,
+        "compacted"
+    );
+    Ok(stats)
+}
+
+/// Appends the unexpired events of live streams in `part` to `events`.
+fn read_part_events(part: &Part, plan: &Plan, events: &mut Vec<PartEvent>) -> Result<()> {
+    let reader = part.open()?;
+    let bad = |e: nettrail_columnar::PartError| StoreError::Part {
+        path: part.path.clone(),
+        reason: e.to_string(),
+    };
+    let live: HashMap<&str, Arc<str>> = part
+        .meta
+        .streams
+        .iter()
+        .filter_map(|share| {
+            let (name, &id) = plan.stream_ids.get_key_value(share.name.as_str())?;
+            (id == share.id).then(|| (share.name.as_str(), Arc::clone(name)))
+        })
+        .collect();
+    for row_group in 0..reader.row_groups() {
+        for batch in reader.read_row_group(row_group, false).map_err(bad)? {
+            let batch = batch.map_err(bad)?;
+            for i in 0..batch.len() {
+                let Some(stream) = live.get(batch.stream(i)) else {
+                    continue;
+                };
+                if plan.cutoff.is_some_and(|c| batch.timestamp(i) < c) {
+                    continue;
+                }
+                events.push(PartEvent {
+                    timestamp: batch.timestamp(i),
+                    seq: batch.seq(i),
+                    ingestion_time: batch.ingestion_time(i),
+                    stream: Arc::clone(stream),
+                    message: batch.message(i).expect("read with every column"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes the part `id` of `hour` durably and returns its catalog entry.
+fn write_hour_part(
+    shared: &Shared,
+    plan: &Plan,
+    id: u64,
+    hour: Millis,
+    events: &mut [PartEvent],
+) -> Result<PartMeta> {
+    let config = &shared.config;
+    let layout = detect_layout(events.iter().map(|e| e.message.as_str()), None);
+    let service = if layout.flow_format().is_some() {
+        "vpcflowlogs"
+    } else {
+        "logs"
+    };
+    let relative_dir = part_dir(
+        &plan.group_name,
+        &config.lake_account_id,
+        service,
+        &config.lake_region,
+        hour,
+    );
+    let dir = config.dir.join(&relative_dir);
+    std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating part folder", &dir, e))?;
+    let name = format!("part-{id:012}.parquet");
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let options = WriteOptions {
+        zstd_level: config.part_zstd_level,
+        max_row_group_rows: config.part_row_group_rows,
+        metadata: vec![("nettrail.log_group".to_owned(), plan.group_name.clone())],
+    };
+    let file = std::fs::File::create(&tmp).map_err(|e| StoreError::io("creating part", &tmp, e))?;
+    let (writer, summary) =
+        write_part(events, &layout, &options, BufWriter::new(file)).map_err(|e| {
+            StoreError::Part {
+                path: tmp.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| StoreError::io("writing part", &tmp, e.into_error()))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io("syncing part", &tmp, e))?;
+    let bytes = file
+        .metadata()
+        .map_err(|e| StoreError::io("reading part size", &tmp, e))?
+        .len();
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(|e| StoreError::io("renaming part", &path, e))?;
+    sync_dir(&dir)?;
+    Ok(PartMeta {
+        id,
+        hour,
+        file: format!("{relative_dir}/{name}"),
+        bytes,
+        rows: summary.rows,
+        typed_rows: summary.typed_rows,
+        layout: layout.to_metadata(),
+        min_ts: summary.min_ts,
+        max_ts: summary.max_ts,
+        min_seq: summary.min_seq,
+        max_seq: summary.max_seq,
+        streams: stream_shares(&summary, &plan.stream_ids, bytes),
+    })
+}
+
+/// What each stream contributed, its share of the file's bytes by message bytes.
+fn stream_shares(
+    summary: &PartSummary,
+    stream_ids: &HashMap<Arc<str>, u64>,
+    bytes: u64,
+) -> Vec<PartStream> {
+    let total: u64 = summary
+        .streams
+        .values()
+        .map(|s| s.message_bytes)
+        .sum::<u64>()
+        .max(1);
+    summary
+        .streams
+        .iter()
+        .filter_map(|(name, s)| {
+            Some(PartStream {
+                id: *stream_ids.get(name)?,
+                name: name.to_string(),
+                rows: s.rows,
+                min_ts: s.min_ts,
+                max_ts: s.max_ts,
+                min_ingestion_time: s.min_ingestion_time,
+                max_ingestion_time: s.max_ingestion_time,
+                bytes: (u128::from(bytes) * u128::from(s.message_bytes) / u128::from(total)) as u64,
+            })
+        })
+        .collect()
+}

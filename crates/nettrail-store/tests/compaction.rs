@@ -1,0 +1,433 @@
+//! The columnar tier: compaction moves sealed segments into parts, and every read
+//! answers exactly as before, whichever tier holds the events, across reopening.
+
+use std::path::{Path, PathBuf};
+
+use nettrail_store::{
+    Direction, EventKey, FileStore, FileStoreConfig, ImportCheckpoint, LogStore, NewEvent,
+    NewGroup, PageLimit, ScanRequest, StreamSelector,
+};
+
+const HOUR: i64 = 3_600_000;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn config(dir: &Path) -> FileStoreConfig {
+    let mut config = FileStoreConfig::new(dir);
+    config.compaction = false; // compacted by the tests, when they say
+    config.part_row_group_rows = 16; // several row groups per part
+    config
+}
+
+fn open(dir: &Path) -> FileStore {
+    FileStore::open(config(dir)).expect("open store")
+}
+
+fn create(store: &FileStore, group: &str, streams: &[&str]) {
+    store
+        .create_group(
+            NewGroup {
+                name: group.into(),
+                class: "STANDARD".into(),
+                ..NewGroup::default()
+            },
+            now(),
+        )
+        .unwrap();
+    for s in streams {
+        store.create_stream(group, s, now()).unwrap();
+    }
+}
+
+fn flow(i: i64, ts: i64) -> String {
+    format!(
+        "2 123456789010 eni-{:017x} 10.0.{}.{} 172.31.16.21 {} 22 6 {} {} {} {} {} OK",
+        i % 5,
+        i % 7,
+        i % 250,
+        40000 + i,
+        i % 9 + 1,
+        (i * 37) % 5000 + 40,
+        ts / 1000,
+        ts / 1000 + 60,
+        if i % 4 == 0 { "REJECT" } else { "ACCEPT" }
+    )
+}
+
+/// Writes `n` events into each stream, spread over three hours (out of order within a
+/// batch, several events per timestamp), some of them not flow records.
+fn write(store: &FileStore, group: &str, streams: &[&str], n: i64, base: i64, salt: i64) {
+    for (s, stream) in streams.iter().enumerate() {
+        let messages: Vec<(i64, String)> = (0..n)
+            .map(|i| {
+                let ts = base + ((i * 7919 + s as i64 * 31 + salt) % (3 * HOUR / 1000)) * 1000;
+                let message = if i % 11 == 3 {
+                    format!("a line that is not a flow record #{i} {salt}")
+                } else {
+                    flow(i + salt, ts)
+                };
+                (ts, message)
+            })
+            .collect();
+        for chunk in messages.chunks(13) {
+            let events: Vec<NewEvent<'_>> = chunk
+                .iter()
+                .map(|(ts, m)| NewEvent {
+                    timestamp: *ts,
+                    message: m.as_str().into(),
+                })
+                .collect();
+            store.append(group, stream, &events).unwrap();
+        }
+    }
+}
+
+type Row = (String, EventKey, i64, String);
+
+/// A stream's name, first and last event timestamps and last ingestion time.
+type StreamTimes = (String, Option<i64>, Option<i64>, Option<i64>);
+
+fn scan_all(store: &FileStore, request: &ScanRequest, page_size: usize) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut request = request.clone();
+    loop {
+        let limit = PageLimit {
+            max_events: page_size,
+            ..PageLimit::UNLIMITED
+        };
+        let page = store.scan(&request, &|_| true, limit).unwrap();
+        let mut rows: Vec<Row> = page
+            .events
+            .iter()
+            .map(|e| {
+                (
+                    e.stream.to_string(),
+                    e.key,
+                    e.ingestion_time,
+                    e.message.clone(),
+                )
+            })
+            .collect();
+        if request.direction == Direction::Backward {
+            rows.reverse();
+        }
+        let Some(last) = rows.last() else { break };
+        request.from = Some(last.1);
+        out.extend(rows);
+        if !page.more {
+            break;
+        }
+    }
+    out
+}
+
+/// Everything the read paths answer for `group`.
+#[derive(Debug, PartialEq)]
+struct Answers {
+    forward: Vec<Row>,
+    backward_paged: Vec<Row>,
+    forward_paged: Vec<Row>,
+    one_stream: Vec<Row>,
+    window: Vec<Row>,
+    filtered: Vec<Row>,
+    committed: Vec<(u64, String)>,
+    backlogs: Vec<u64>,
+    streams: Vec<StreamTimes>,
+}
+
+fn answers(store: &FileStore, group: &str, base: i64) -> Answers {
+    let request = |direction| ScanRequest {
+        group: group.into(),
+        streams: StreamSelector::All,
+        start_time: None,
+        end_time: None,
+        from: None,
+        direction,
+    };
+    let forward = scan_all(store, &request(Direction::Forward), usize::MAX);
+    let mut one = request(Direction::Forward);
+    one.streams = StreamSelector::Names(vec!["b".into()]);
+    let mut window = request(Direction::Backward);
+    window.start_time = Some(base + HOUR / 2);
+    window.end_time = Some(base + 2 * HOUR + 17_000);
+    let filtered = store
+        .scan(
+            &request(Direction::Forward),
+            &|m| m.contains("REJECT"),
+            PageLimit::UNLIMITED,
+        )
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| (e.stream.to_string(), e.key, e.ingestion_time, e.message))
+        .collect();
+    let mut committed = Vec::new();
+    let mut after = 0;
+    loop {
+        let limit = PageLimit {
+            max_events: 23,
+            ..PageLimit::UNLIMITED
+        };
+        let page = store.read_committed(group, after, limit).unwrap();
+        committed.extend(page.events.iter().map(|e| (e.key.seq, e.message.clone())));
+        if page.events.is_empty() {
+            break;
+        }
+        after = page.read_to;
+    }
+    let seqs: Vec<u64> = committed.iter().map(|(s, _)| *s).collect();
+    let backlogs = [
+        0,
+        seqs[seqs.len() / 3],
+        seqs[seqs.len() / 2],
+        *seqs.last().unwrap(),
+    ]
+    .iter()
+    .map(|&after| store.backlog(group, after).unwrap().events)
+    .collect();
+    let streams = store
+        .streams(group)
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.name,
+                s.first_event_timestamp,
+                s.last_event_timestamp,
+                s.last_ingestion_time,
+            )
+        })
+        .collect();
+    Answers {
+        forward,
+        backward_paged: scan_all(store, &request(Direction::Backward), 7),
+        forward_paged: scan_all(store, &request(Direction::Forward), 10),
+        one_stream: scan_all(store, &one, 9),
+        window: scan_all(store, &window, 5),
+        filtered,
+        committed,
+        backlogs,
+        streams,
+    }
+}
+
+fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                pending.push(p);
+            } else if p.to_string_lossy().ends_with(suffix) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn compaction_changes_no_answer_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = (now() - 5 * HOUR) / HOUR * HOUR;
+    let streams = ["a", "b", "c"];
+    let store = open(dir.path());
+    create(&store, "/vpc/flows", &streams);
+    write(&store, "/vpc/flows", &streams, 120, base, 0);
+    let before = answers(&store, "/vpc/flows", base);
+    assert_eq!(before.forward.len(), 360);
+
+    let stats = store.compact(true).unwrap();
+    assert!(stats.segments_retired >= 1, "{stats:?}");
+    assert_eq!(stats.events_written, 360);
+    assert_eq!(stats.parts_written, 3, "one part per hour of event time");
+    assert!(
+        files_under(&dir.path().join("groups"), ".seg").is_empty(),
+        "segments retired"
+    );
+    let parts = files_under(&dir.path().join("lake"), ".parquet");
+    assert_eq!(parts.len(), 3);
+    let relative = parts[0]
+        .strip_prefix(dir.path())
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    assert!(
+        relative.starts_with("lake/%2Fvpc%2Fflows/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/year="),
+        "{relative}"
+    );
+    assert_eq!(answers(&store, "/vpc/flows", base), before);
+    assert!(store.group("/vpc/flows").unwrap().stored_bytes > 0);
+
+    // More events into the same hours: the next compaction merges them into the
+    // hours' parts, still one part per hour.
+    write(&store, "/vpc/flows", &streams, 40, base, 5);
+    let before = answers(&store, "/vpc/flows", base);
+    assert_eq!(before.forward.len(), 480);
+    let stats = store.compact(true).unwrap();
+    assert_eq!(stats.parts_written, 3);
+    assert_eq!(stats.parts_removed, 3);
+    assert_eq!(answers(&store, "/vpc/flows", base), before);
+    drop(store);
+    assert_eq!(
+        files_under(&dir.path().join("lake"), ".parquet").len(),
+        3,
+        "replaced parts deleted"
+    );
+
+    let store = open(dir.path());
+    assert_eq!(answers(&store, "/vpc/flows", base), before);
+    // Sequence numbers go on past the parts' after reopening.
+    let ack = store
+        .append(
+            "/vpc/flows",
+            "a",
+            &[NewEvent {
+                timestamp: base,
+                message: "x".into(),
+            }],
+        )
+        .unwrap();
+    assert!(ack.first_seq > before.committed.last().unwrap().0);
+}
+
+#[test]
+fn a_stream_deleted_and_created_again_does_not_see_compacted_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = (now() - 5 * HOUR) / HOUR * HOUR;
+    let store = open(dir.path());
+    create(&store, "g", &["a", "b"]);
+    write(&store, "g", &["a", "b"], 30, base, 0);
+    store.compact(true).unwrap();
+    store.delete_stream("g", "a").unwrap();
+    store.create_stream("g", "a", now()).unwrap();
+    let rows = scan_all(
+        &store,
+        &ScanRequest {
+            group: "g".into(),
+            streams: StreamSelector::All,
+            start_time: None,
+            end_time: None,
+            from: None,
+            direction: Direction::Forward,
+        },
+        usize::MAX,
+    );
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|r| r.0 == "b"));
+    assert_eq!(store.stream("g", "a").unwrap().stored_bytes, 0);
+    // The next compaction of those hours drops the deleted stream's rows.
+    write(&store, "g", &["b"], 5, base, 1);
+    store.compact(true).unwrap();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.stream("g", "a").unwrap().first_event_timestamp, None);
+}
+
+#[test]
+fn expired_parts_are_dropped_and_deleted_groups_lose_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create(&store, "old", &["s"]);
+    let base = (now() - 3 * 86_400_000) / HOUR * HOUR;
+    write(&store, "old", &["s"], 20, base, 0);
+    store.compact(true).unwrap();
+    assert_eq!(files_under(&dir.path().join("lake"), ".parquet").len(), 3);
+    store.set_retention("old", Some(1)).unwrap();
+    let stats = store.compact(false).unwrap();
+    assert_eq!(stats.parts_removed, 3);
+    assert_eq!(store.group("old").unwrap().stored_bytes, 0);
+    assert!(files_under(&dir.path().join("lake"), ".parquet").is_empty());
+
+    create(&store, "gone", &["s"]);
+    write(
+        &store,
+        "gone",
+        &["s"],
+        20,
+        (now() - 5 * HOUR) / HOUR * HOUR,
+        0,
+    );
+    store.compact(true).unwrap();
+    assert!(!files_under(&dir.path().join("lake"), ".parquet").is_empty());
+    store.delete_group("gone").unwrap();
+    assert!(files_under(&dir.path().join("lake"), ".parquet").is_empty());
+}
+
+#[test]
+fn import_checkpoints_in_compacted_segments_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create(&store, "g", &["s"]);
+    let base = now() - HOUR;
+    let events = [NewEvent {
+        timestamp: base,
+        message: "imported".into(),
+    }];
+    let checkpoint = ImportCheckpoint {
+        version: "etag-1".into(),
+        parts: 1,
+        complete: true,
+    };
+    store
+        .import_many(
+            "g",
+            &[("s", &events)],
+            "s3://b/p",
+            "key-1",
+            checkpoint.clone(),
+        )
+        .unwrap();
+    store.compact(true).unwrap();
+    drop(store);
+    let store = open(dir.path());
+    let found = store.import_checkpoints("g", "s3://b/p").unwrap();
+    assert_eq!(found.get("key-1"), Some(&checkpoint));
+}
+
+#[test]
+fn orphan_parts_of_an_unfinished_compaction_are_removed_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create(&store, "g", &["s"]);
+    write(&store, "g", &["s"], 10, now() - 2 * HOUR, 0);
+    drop(store);
+    let orphan_dir = dir.path().join(
+        "lake/g/aws-account-id=1/aws-service=logs/aws-region=r/year=2026/month=01/day=01/hour=00",
+    );
+    std::fs::create_dir_all(&orphan_dir).unwrap();
+    std::fs::write(orphan_dir.join("part-000000000099.parquet"), b"half a part").unwrap();
+    std::fs::write(orphan_dir.join("part-000000000100.parquet.tmp"), b"x").unwrap();
+    let store = open(dir.path());
+    assert!(files_under(&dir.path().join("lake"), "").is_empty());
+    assert!(!orphan_dir.exists());
+    assert_eq!(
+        store
+            .scan(
+                &ScanRequest {
+                    group: "g".into(),
+                    streams: StreamSelector::All,
+                    start_time: None,
+                    end_time: None,
+                    from: None,
+                    direction: Direction::Forward,
+                },
+                &|_| true,
+                PageLimit::UNLIMITED
+            )
+            .unwrap()
+            .events
+            .len(),
+        10
+    );
+}
