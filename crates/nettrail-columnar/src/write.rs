@@ -23,8 +23,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::PartError;
+use crate::event::PartEvent;
 use crate::layout::{PartLayout, KEY_COLUMNS, LAYOUT_KEY};
-use crate::PartEvent;
 
 /// Rows per record batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 65_536;
