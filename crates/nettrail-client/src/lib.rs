@@ -26,6 +26,9 @@ pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
 /// The `X-Amz-Target` prefix of nettrail's own operations.
 pub const NETTRAIL_TARGET_PREFIX: &str = "Nettrail_20261123.";
 
+/// The `X-Amz-Target` prefix of Athena's operations.
+pub const ATHENA_TARGET_PREFIX: &str = "AmazonAthena.";
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -165,6 +168,13 @@ impl Client {
             .await
     }
 
+    /// Calls an Athena operation (`StartQueryExecution`) with a JSON body, signed for
+    /// the `athena` service.
+    pub async fn athena(&self, operation: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call_json(&format!("{ATHENA_TARGET_PREFIX}{operation}"), body)
+            .await
+    }
+
     /// Calls one of nettrail's own operations (`ImportLogEvents`) with a JSON body.
     pub async fn nettrail(&self, operation: &str, body: &Value) -> Result<Value, ClientError> {
         self.call_json(&format!("{NETTRAIL_TARGET_PREFIX}{operation}"), body)
@@ -251,7 +261,12 @@ impl Client {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let signed = nettrail_sigv4::sign(&parts, &self.credentials, &self.region, "logs", now);
+        let service = if target.starts_with(ATHENA_TARGET_PREFIX) {
+            "athena"
+        } else {
+            "logs"
+        };
+        let signed = nettrail_sigv4::sign(&parts, &self.credentials, &self.region, service, now);
         let mut request = hyper::Request::post(format!("{}/", self.endpoint));
         for (name, value) in headers.iter().skip(1) {
             request = request.header(*name, *value);

@@ -34,4 +34,4 @@ pub use error::PartError;
 pub use event::PartEvent;
 pub use layout::{PartLayout, KEY_COLUMNS};
 pub use read::{PartBatch, PartReader};
-pub use write::{write_part, PartSummary, StreamSummary, WriteOptions};
+pub use write::{record_batch, write_part, PartSummary, StreamSummary, WriteOptions};

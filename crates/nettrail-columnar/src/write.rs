@@ -194,6 +194,12 @@ fn distinct_tokens(format: &LogFormat, position: usize, events: &[PartEvent]) ->
     seen.len() as u64
 }
 
+/// `rows` as one record batch of `layout`'s schema, as a part would hold them (in the
+/// order given): for a query over the row tail beside the parts.
+pub fn record_batch(rows: &[PartEvent], layout: &PartLayout) -> Result<RecordBatch, PartError> {
+    Ok(batch(&layout.schema(), layout, rows)?.0)
+}
+
 /// One record batch of `rows`, and how many of them are stored as typed columns only.
 fn batch(
     schema: &SchemaRef,

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Store tuning.
     pub store: StoreSettings,
+    /// SQL queries.
+    pub queries: QuerySettings,
     /// The Firehose HTTP endpoint receiver.
     pub firehose: FirehoseSettings,
     /// Subscription filter delivery.
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             access_keys: Vec::new(),
             limits: Limits::default(),
             store: StoreSettings::default(),
+            queries: QuerySettings::default(),
             firehose: FirehoseSettings::default(),
             subscriptions: SubscriptionSettings::default(),
             topics: BTreeMap::new(),
@@ -365,6 +368,31 @@ impl Default for StoreSettings {
             part_zstd_level: 3,
             part_row_group_rows: 1 << 20,
             compaction_max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// SQL queries (the Athena-compatible API).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuerySettings {
+    /// Queries running at once.
+    pub max_concurrent: usize,
+    /// Memory one query may hold, in bytes.
+    pub memory_limit_bytes: usize,
+    /// Rows a query may return at most.
+    pub max_result_rows: usize,
+    /// Finished executions remembered with their results.
+    pub retained_executions: usize,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            max_concurrent: 20,
+            memory_limit_bytes: 2 << 30,
+            max_result_rows: 1_000_000,
+            retained_executions: 1000,
         }
     }
 }

@@ -34,6 +34,13 @@ pub enum ApiError {
         /// The resource.
         resource_name: String,
     },
+    /// Athena: the request is invalid (a missing or unknown query execution, a bad
+    /// page token, a query not finished).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Athena: too many queries at once.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The server is busy; the client should retry later.
     #[error("{0}")]
     Throttling(String),
@@ -72,6 +79,8 @@ impl ApiError {
             ApiError::Validation(_) => "ValidationException",
             ApiError::TooManyTags { .. } => "TooManyTagsException",
             ApiError::Throttling(_) => "ThrottlingException",
+            ApiError::InvalidRequest(_) => "InvalidRequestException",
+            ApiError::TooManyRequests(_) => "TooManyRequestsException",
             ApiError::Serialization(_) => "SerializationException",
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::RequestTooLarge(_) => "RequestEntityTooLargeException",

@@ -44,6 +44,7 @@ pub mod model;
 mod parts;
 mod scan;
 mod segment;
+mod snapshot;
 
 pub use error::{CorruptKind, Result, StoreError};
 pub use file_store::{CompactionStats, FileStore, FileStoreConfig};
@@ -54,3 +55,5 @@ pub use model::{
     Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest,
     ScanStats, ScannedEvent, StoreCounters, StreamInfo, StreamSelector, SubscriptionFilter,
 };
+pub use parts::lake_folder;
+pub use snapshot::{PartFile, TierSnapshot};

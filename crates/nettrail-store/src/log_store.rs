@@ -9,6 +9,7 @@ use crate::model::{
     MetricId, MetricPoint, Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy,
     ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
 };
+use crate::snapshot::TierSnapshot;
 
 /// The operations the API layer needs from a log store.
 ///
@@ -141,6 +142,8 @@ pub trait LogStore: Send + Sync {
     /// The events of `group` after sequence number `after` (a subscription's lag),
     /// counted from block headers without reading blocks.
     fn backlog(&self, group: &str, after: u64) -> Result<Backlog>;
+    /// The group across both tiers at one moment, for the query engine.
+    fn tier_snapshot(&self, group: &str) -> Result<TierSnapshot>;
     /// What the store has taken in since it opened.
     fn counters(&self) -> StoreCounters;
     /// Calls `listener` after every commit, before the commit is acknowledged (on the

@@ -152,8 +152,8 @@ pub(crate) fn part_dir(
 ) -> String {
     let t = nettrail_formats::time::UtcDateTime::from_unix(hour.div_euclid(1000));
     format!(
-        "lake/{}/aws-account-id={account_id}/aws-service={service}/aws-region={region}/year={:04}/month={:02}/day={:02}/hour={:02}",
-        encode_group(group),
+        "{}/aws-account-id={account_id}/aws-service={service}/aws-region={region}/year={:04}/month={:02}/day={:02}/hour={:02}",
+        lake_folder(group),
         t.year,
         t.month,
         t.day,
@@ -161,18 +161,35 @@ pub(crate) fn part_dir(
     )
 }
 
-/// A log group name as one path component: bytes other than letters, digits, `.`, `_`
-/// and `-` percent-encoded (`/vpc/flows` → `%2Fvpc%2Fflows`).
+/// The folder of a log group's parts, relative to the data directory
+/// (`lake/vpc_flows-1a2b3c4d`, see [`encode_group`]).
+pub fn lake_folder(group: &str) -> String {
+    format!("lake/{}", encode_group(group))
+}
+
+/// A log group name as one path component that every engine reads as it is: the name
+/// in lowercase letters, digits and underscores, then the CRC-32C of the exact name
+/// (`/vpc/Flows` → `vpc_flows-1a2b3c4d`), so that names differing only in punctuation
+/// or case stay apart. (Percent-encoding would be exact, but object stores and Hadoop
+/// decode `%` in paths, each its own way.)
 pub(crate) fn encode_group(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 8);
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let readable: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let readable = readable.trim_matches('_');
+    let readable = if readable.is_empty() {
+        "group"
+    } else {
+        readable
+    };
+    format!("{readable}-{:08x}", crc32c::crc32c(name.as_bytes()))
 }
 
 #[cfg(test)]
@@ -181,9 +198,19 @@ mod tests {
 
     #[test]
     fn parts_live_in_awss_hive_layout_under_the_group() {
+        let dir = part_dir(
+            "/vpc/flow logs",
+            "123456789012",
+            "vpcflowlogs",
+            "us-east-1",
+            1_718_131_013_000,
+        );
+        assert!(dir.starts_with("lake/vpc_flow_logs-"), "{dir}");
+        assert!(dir.ends_with("/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/year=2024/month=06/day=11/hour=18"), "{dir}");
+        assert_ne!(encode_group("/vpc/flows"), encode_group("vpc_flows"));
         assert_eq!(
-            part_dir("/vpc/flow logs", "123456789012", "vpcflowlogs", "us-east-1", 1_718_131_013_000),
-            "lake/%2Fvpc%2Fflow%20logs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=us-east-1/year=2024/month=06/day=11/hour=18"
+            encode_group("///"),
+            format!("group-{:08x}", crc32c::crc32c(b"///"))
         );
         assert_eq!(hour_of(1_718_131_013_000), 1_718_128_800_000);
         assert_eq!(hour_of(-1), -PART_SPAN_MS);

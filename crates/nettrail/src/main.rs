@@ -19,6 +19,7 @@ mod common;
 mod flows;
 mod import;
 mod metrics;
+mod sql;
 mod tail;
 mod vpn;
 mod vpn_agents;
@@ -72,6 +73,39 @@ enum Command {
     /// Explain VPN logs.
     #[command(subcommand)]
     Vpn(VpnCommand),
+    /// SQL over the log groups (each group a table, flow logs with Athena's columns).
+    Sql(SqlArgs),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SqlArgs {
+    /// The query: one SELECT. A log group is a table named as the group, quoted
+    /// ("/vpc/flows"), or by its alias of letters, digits and underscores (vpc_flows).
+    query: Option<String>,
+    /// Print CSV.
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
+    #[command(subcommand)]
+    command: Option<SqlCommand>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+enum SqlCommand {
+    /// The CREATE EXTERNAL TABLE statement for Athena, Trino or Spark over a log
+    /// group's Parquet parts.
+    Ddl(SqlDdlArgs),
+}
+
+#[derive(clap::Args)]
+struct SqlDdlArgs {
+    /// The log group.
+    #[arg(long)]
+    log_group: String,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -317,6 +351,7 @@ fn main() {
         Command::Agent(AgentCommand::Strongswan(args)) => vpn_agents::strongswan(*args),
         Command::Agent(AgentCommand::Openvpn(args)) => vpn_agents::openvpn(*args),
         Command::Vpn(VpnCommand::Diagnose(args)) => vpn_diagnose(args),
+        Command::Sql(args) => sql_command(args),
         Command::Flows(FlowsCommand::Convert {
             input,
             output,
@@ -417,6 +452,36 @@ fn server_client(args: &ServerArgs) -> Result<(nettrail_client::Client, tokio::r
         .build()
         .context("cannot start the async runtime")?;
     Ok((client, runtime))
+}
+
+fn sql_command(args: SqlArgs) -> Result<()> {
+    if let Some(SqlCommand::Ddl(ddl)) = args.command {
+        let (client, runtime) = server_client(&ddl.server)?;
+        let answer = runtime.block_on(client.nettrail(
+            "GetLakeTable",
+            &serde_json::json!({ "logGroupName": ddl.log_group }),
+        ))?;
+        if ddl.server.json {
+            println!("{answer}");
+        } else {
+            print!("{}", answer["createTable"].as_str().unwrap_or_default());
+        }
+        return Ok(());
+    }
+    let Some(query) = args.query else {
+        anyhow::bail!(
+            "give a query: nettrail sql \"SELECT …\" (or nettrail sql ddl --log-group G)"
+        );
+    };
+    let format = if args.csv {
+        sql::OutputFormat::Csv
+    } else if args.server.json {
+        sql::OutputFormat::Json
+    } else {
+        sql::OutputFormat::Table
+    };
+    let (client, runtime) = server_client(&args.server)?;
+    runtime.block_on(sql::run(&client, &query, format))
 }
 
 fn subscriptions_status(args: SubscriptionStatusArgs) -> Result<()> {

@@ -8,11 +8,13 @@
 //! - `nettrail/`: nettrail's own operations (import, status, metric and alarm reads) and
 //!   the `/metrics` page;
 //! - `live_tail.rs`: StartLiveTail, validated here and streamed as event-stream frames;
-//! - `firehose.rs`: the Firehose HTTP endpoint receiver.
+//! - `firehose.rs`: the Firehose HTTP endpoint receiver;
+//! - `athena.rs`: the Athena-compatible SQL API (`AmazonAthena.*`).
 //!
 //! `operations.rs` binds every operation name to its handler; `context.rs` is what
 //! every handler works with.
 
+pub(crate) mod athena;
 pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod firehose;

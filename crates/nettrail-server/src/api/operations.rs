@@ -1,7 +1,7 @@
 //! The operation table: every operation name the API answers, bound to its domain's
 //! handler, in one place. CloudWatch Logs operations come as `X-Amz-Target:
 //! Logs_20140328.<Operation>` (the front strips the prefix), nettrail's own as
-//! `Nettrail_20261123.<Operation>`; an operation of AWS's model that is not built here
+//! `Nettrail_20261123.<Operation>`, Athena's as `AmazonAthena.<Operation>`; an operation of AWS's model that is not built here
 //! yet gets its own answer, distinct from an unknown name.
 //!
 //! A new operation is a handler in its domain's module and a line here.
@@ -16,8 +16,9 @@ use crate::config::ServerConfig;
 use crate::engines::Engines;
 use crate::error::{ApiError, ApiResult};
 
+use super::athena::{self, ATHENA_TARGET_PREFIX};
 use super::context::{parse, ApiContext};
-use super::nettrail::{imports, metrics, status};
+use super::nettrail::{imports, lake, metrics, status};
 use super::{events, groups, metric_filters, policies, subscription_filters};
 
 /// The `X-Amz-Target` prefix of nettrail's own operations.
@@ -26,6 +27,28 @@ pub const NETTRAIL_TARGET_PREFIX: &str = "Nettrail_20261123.";
 /// Answers one operation: parses the JSON body into the handler's request shape and
 /// returns the JSON response.
 type Handler = fn(&ApiContext, &[u8]) -> ApiResult<Value>;
+
+/// Athena's operations (by the name after `AmazonAthena.`), over the SQL engine.
+const ATHENA: &[(&str, Handler)] = &[
+    ("StartQueryExecution", |api, body| {
+        athena::start_query_execution(api, parse(body)?)
+    }),
+    ("GetQueryExecution", |api, body| {
+        athena::get_query_execution(api, parse(body)?)
+    }),
+    ("BatchGetQueryExecution", |api, body| {
+        athena::batch_get_query_execution(api, parse(body)?)
+    }),
+    ("GetQueryResults", |api, body| {
+        athena::get_query_results(api, parse(body)?)
+    }),
+    ("StopQueryExecution", |api, body| {
+        athena::stop_query_execution(api, parse(body)?)
+    }),
+    ("ListQueryExecutions", |api, body| {
+        athena::list_query_executions(api, parse(body)?)
+    }),
+];
 
 /// The CloudWatch Logs operations this server answers.
 const CLOUDWATCH: &[(&str, Handler)] = &[
@@ -134,6 +157,9 @@ const NETTRAIL: &[(&str, Handler)] = &[
     }),
     ("ListMetrics", |api, body| {
         metrics::list_metrics(api.store.as_ref(), parse(body)?)
+    }),
+    ("GetLakeTable", |api, body| {
+        lake::get_lake_table(api, parse(body)?)
     }),
     ("DescribeAlarms", |api, _| {
         metrics::describe_alarms(
@@ -266,9 +292,12 @@ impl LogsApi {
 
     /// Runs one operation on a JSON body and returns the JSON response.
     pub fn call(&self, operation: &str, body: &[u8]) -> ApiResult<Value> {
-        let (table, name) = match operation.strip_prefix(NETTRAIL_TARGET_PREFIX) {
-            Some(name) => (NETTRAIL, name),
-            None => (CLOUDWATCH, operation),
+        let (table, name) = if let Some(name) = operation.strip_prefix(NETTRAIL_TARGET_PREFIX) {
+            (NETTRAIL, name)
+        } else if let Some(name) = operation.strip_prefix(ATHENA_TARGET_PREFIX) {
+            (ATHENA, name)
+        } else {
+            (CLOUDWATCH, operation)
         };
         if let Some((_, handler)) = table.iter().find(|(known, _)| *known == name) {
             return handler(&self.context, body);
@@ -296,13 +325,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count, "an operation is listed twice");
-        let mut own: Vec<&str> = NETTRAIL.iter().map(|(name, _)| *name).collect();
-        own.sort_unstable();
-        own.dedup();
-        assert_eq!(
-            own.len(),
-            NETTRAIL.len(),
-            "a nettrail operation is listed twice"
-        );
+        for table in [NETTRAIL, ATHENA] {
+            let mut own: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
+            own.sort_unstable();
+            own.dedup();
+            assert_eq!(own.len(), table.len(), "an operation is listed twice");
+        }
     }
 }

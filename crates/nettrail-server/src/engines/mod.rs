@@ -5,7 +5,8 @@
 //! - `notify.rs`: notification topics (mail, webhooks, Slack);
 //! - `metric_filters.rs`: metric filter counting;
 //! - `alarms.rs`: alarm evaluation and notifications;
-//! - `http_sender.rs`: the HTTP client deliveries and notifications share.
+//! - `http_sender.rs`: the HTTP client deliveries and notifications share;
+//! - `queries.rs`: SQL query executions (the Athena-compatible API).
 //!
 //! [`Engines`] starts them together and is what the operations reach them through.
 
@@ -13,6 +14,7 @@ pub(crate) mod alarms;
 pub(crate) mod http_sender;
 pub(crate) mod metric_filters;
 pub(crate) mod notify;
+pub(crate) mod queries;
 pub(crate) mod subscriptions;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::config::ServerConfig;
 
 use alarms::Alarms;
 use metric_filters::MetricEngine;
+use queries::Queries;
 use subscriptions::Hub;
 
 /// The running engines of a server.
@@ -31,6 +34,7 @@ pub(crate) struct Engines {
     pub(crate) subscriptions: Arc<Hub>,
     pub(crate) metric_filters: Arc<MetricEngine>,
     pub(crate) alarms: Arc<Alarms>,
+    pub(crate) queries: Arc<Queries>,
 }
 
 impl Engines {
@@ -50,11 +54,13 @@ impl Engines {
     ) -> Result<Engines, String> {
         let subscriptions = Hub::start(Arc::clone(&store), Arc::clone(&config))?;
         let metric_filters = MetricEngine::start(Arc::clone(&store));
+        let queries = Arc::new(Queries::new(Arc::clone(&store), &config));
         let alarms = Alarms::start(store, config, subscriptions.http_sender());
         Ok(Engines {
             subscriptions,
             metric_filters,
             alarms,
+            queries,
         })
     }
 

@@ -41,6 +41,7 @@ pub(super) fn authenticate(
     max_skew_secs: i64,
     parts: &http::request::Parts,
     body: &[u8],
+    service: &str,
 ) -> Result<(), ApiError> {
     if keys.is_empty() {
         return Ok(());
@@ -80,6 +81,6 @@ pub(super) fn authenticate(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    nettrail_sigv4::verify(&request, "logs", keys, now, max_skew_secs)?;
+    nettrail_sigv4::verify(&request, service, keys, now, max_skew_secs)?;
     Ok(())
 }

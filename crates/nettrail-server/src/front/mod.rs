@@ -25,6 +25,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::api::athena::ATHENA_TARGET_PREFIX;
 use crate::api::firehose::{self, FirehoseReceiver};
 use crate::api::live_tail::{self, ChannelBody};
 use crate::api::nettrail::prometheus;
@@ -191,6 +192,7 @@ impl Front {
                 self.config.limits.signature_max_skew_secs,
                 &parts,
                 &body,
+                "logs",
             )?;
             let api = Arc::clone(&self.api);
             let plan = tokio::task::spawn_blocking(move || live_tail::plan(api.context(), &body))
@@ -310,11 +312,18 @@ impl Front {
             .admit(req, self.config.limits.max_body_bytes)
             .await?;
 
+        // Athena's operations are signed for their own service.
+        let service = if operation.starts_with(ATHENA_TARGET_PREFIX) {
+            "athena"
+        } else {
+            "logs"
+        };
         authenticate(
             &self.keys,
             self.config.limits.signature_max_skew_secs,
             &parts,
             &body,
+            service,
         )?;
         let api = Arc::clone(&self.api);
         tokio::task::spawn_blocking(move || api.call(&operation, &body))

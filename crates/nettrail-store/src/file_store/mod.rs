@@ -61,6 +61,7 @@ use crate::model::{
     MetricId, MetricPoint, Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy,
     ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
 };
+use crate::snapshot::TierSnapshot;
 
 pub use compaction::CompactionStats;
 pub use config::FileStoreConfig;
@@ -741,6 +742,10 @@ impl LogStore for FileStore {
 
     fn backlog(&self, group: &str, after: u64) -> Result<Backlog> {
         reads::backlog(&self.inner.shared, group, after)
+    }
+
+    fn tier_snapshot(&self, group: &str) -> Result<TierSnapshot> {
+        reads::tier_snapshot(&self.inner.shared, group)
     }
 
     fn counters(&self) -> StoreCounters {

@@ -21,6 +21,7 @@ use crate::model::{
 use crate::parts::Part;
 use crate::scan::{scan_page, ScanBlock, ScanPart, ScanSource};
 use crate::segment::read_block;
+use crate::snapshot::{partition_values, PartFile, TierSnapshot};
 
 use super::shared::{now_ms, Shared};
 use super::state::Group;
@@ -353,4 +354,37 @@ pub(super) fn backlog(shared: &Shared, group: &str, after: u64) -> Result<Backlo
         }
     }
     Ok(backlog)
+}
+
+/// `group` across both tiers at one moment.
+pub(super) fn tier_snapshot(shared: &Shared, group: &str) -> Result<TierSnapshot> {
+    let state = shared.state.read().expect("state lock");
+    let g = state.group(group)?;
+    let mut tail = Vec::new();
+    for stream in g.streams.values() {
+        tail.extend(stream.blocks.iter().map(|b| ScanBlock {
+            stream: Arc::clone(&stream.name),
+            block: b.clone(),
+        }));
+    }
+    let held: Vec<Arc<Part>> = g.parts.values().cloned().collect();
+    let parts = held
+        .iter()
+        .map(|p| PartFile {
+            path: p.path.clone(),
+            bytes: p.meta.bytes,
+            rows: p.meta.rows,
+            min_ts: p.meta.min_ts,
+            max_ts: p.meta.max_ts,
+            layout: p.meta.layout.clone(),
+            partition_values: partition_values(&p.meta.file),
+        })
+        .collect();
+    Ok(TierSnapshot {
+        group: g.name.clone(),
+        parts,
+        retention_cutoff: g.cutoff(now_ms()),
+        tail,
+        _held: held,
+    })
 }

@@ -3,9 +3,11 @@
 //! - `imports.rs`: ImportLogEvents and GetImportCheckpoints, for what AWS already wrote;
 //! - `status.rs`: GetSubscriptionStatus;
 //! - `metrics.rs`: GetMetricStatistics, ListMetrics and DescribeAlarms;
+//! - `lake.rs`: GetLakeTable (where a group's parts are, and their DDL);
 //! - `prometheus.rs`: the `GET /metrics` page.
 
 pub(crate) mod imports;
+pub(crate) mod lake;
 pub(crate) mod metrics;
 pub(crate) mod prometheus;
 pub(crate) mod status;
