@@ -108,53 +108,61 @@ impl GroupTable {
     pub fn stored_bytes(&self) -> u64 {
         self.snapshot.0.parts.iter().map(|p| p.bytes).sum::<u64>() + self.snapshot.0.tail_bytes()
     }
+}
 
-    fn tail_batches(&self) -> Result<Vec<RecordBatch>> {
-        let events = self
-            .snapshot
-            .0
-            .tail_events(None, None)
+/// What reading the row tail needs, owned, so it can move to a blocking thread.
+struct Tail {
+    snapshot: Arc<SnapshotHandle>,
+    layout: PartLayout,
+    schema: SchemaRef,
+    lake: LakeIdentity,
+}
+
+/// The row tail's events with timestamps in `range`, as batches of `tail.schema`.
+fn tail_batches(tail: &Tail, range: TimeRange) -> Result<Vec<RecordBatch>> {
+    let events = tail
+        .snapshot
+        .0
+        .tail_events(range.start, range.end)
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let service = service(&tail.layout);
+    let mut batches = Vec::new();
+    for chunk in events.chunks(65_536) {
+        let rows: Vec<PartEvent> = chunk
+            .iter()
+            .map(|e| PartEvent {
+                timestamp: e.key.timestamp,
+                seq: e.key.seq,
+                ingestion_time: e.ingestion_time,
+                stream: Arc::clone(&e.stream),
+                message: e.message.clone(),
+            })
+            .collect();
+        let batch = record_batch(&rows, &tail.layout)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let service = service(&self.layout);
-        let mut batches = Vec::new();
-        for chunk in events.chunks(65_536) {
-            let rows: Vec<PartEvent> = chunk
-                .iter()
-                .map(|e| PartEvent {
-                    timestamp: e.key.timestamp,
-                    seq: e.key.seq,
-                    ingestion_time: e.ingestion_time,
-                    stream: Arc::clone(&e.stream),
-                    message: e.message.clone(),
-                })
-                .collect();
-            let batch = record_batch(&rows, &self.layout)
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-            let hours: Vec<UtcDateTime> = rows
-                .iter()
-                .map(|r| UtcDateTime::from_unix(r.timestamp.div_euclid(1000)))
-                .collect();
-            let constant =
-                |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; rows.len()])) };
-            columns.push(constant(&self.lake.account_id));
-            columns.push(constant(service));
-            columns.push(constant(&self.lake.region));
-            let parts: [fn(&UtcDateTime) -> String; 4] = [
-                |t| format!("{:04}", t.year),
-                |t| format!("{:02}", t.month),
-                |t| format!("{:02}", t.day),
-                |t| format!("{:02}", t.hour),
-            ];
-            for part in parts {
-                columns.push(Arc::new(StringArray::from(
-                    hours.iter().map(part).collect::<Vec<_>>(),
-                )));
-            }
-            batches.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        let hours: Vec<UtcDateTime> = rows
+            .iter()
+            .map(|r| UtcDateTime::from_unix(r.timestamp.div_euclid(1000)))
+            .collect();
+        let constant = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; rows.len()])) };
+        columns.push(constant(&tail.lake.account_id));
+        columns.push(constant(service));
+        columns.push(constant(&tail.lake.region));
+        let parts: [fn(&UtcDateTime) -> String; 4] = [
+            |t| format!("{:04}", t.year),
+            |t| format!("{:02}", t.month),
+            |t| format!("{:02}", t.day),
+            |t| format!("{:02}", t.hour),
+        ];
+        for part in parts {
+            columns.push(Arc::new(StringArray::from(
+                hours.iter().map(part).collect::<Vec<_>>(),
+            )));
         }
-        Ok(batches)
+        batches.push(RecordBatch::try_new(Arc::clone(&tail.schema), columns)?);
     }
+    Ok(batches)
 }
 
 /// `aws-service=` of parts of `layout`.
@@ -212,12 +220,21 @@ impl TableProvider for GroupTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let mut inputs: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
         let snapshot = &self.snapshot.0;
-        if !snapshot.parts.is_empty() {
+        // Parts and tail events outside the query's `timestamp` range are not read (the
+        // filters are applied again above the scan, so this only has to keep every
+        // row that may match).
+        let range = TimeRange::of(filters);
+        let parts: Vec<_> = snapshot
+            .parts
+            .iter()
+            .filter(|p| range.overlaps(p.min_ts, p.max_ts))
+            .collect();
+        if !parts.is_empty() {
             let partition_fields: Vec<Arc<Field>> = PARTITION_COLUMNS
                 .iter()
                 .map(|c| Arc::new(Field::new(*c, DataType::Utf8, true)))
@@ -228,8 +245,7 @@ impl TableProvider for GroupTable {
             .with_table_partition_cols(partition_fields)
             .build();
             let source = Arc::new(ParquetSource::new(table_schema));
-            let files: Vec<PartitionedFile> = snapshot
-                .parts
+            let files: Vec<PartitionedFile> = parts
                 .iter()
                 .map(|part| {
                     let values: HashMap<&str, &str> = part
@@ -256,7 +272,16 @@ impl TableProvider for GroupTable {
                 ParquetFormat::default().with_options(state.table_options().parquet.clone());
             inputs.push(format.create_physical_plan(state, config).await?);
         }
-        let tail = self.tail_batches()?;
+        let reader = Tail {
+            snapshot: Arc::clone(&self.snapshot),
+            layout: self.layout.clone(),
+            schema: Arc::clone(&self.schema),
+            lake: self.lake.clone(),
+        };
+        // Reading the tail decompresses blocks: not on the runtime's threads.
+        let tail = tokio::task::spawn_blocking(move || tail_batches(&reader, range))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
         if !tail.is_empty() || inputs.is_empty() {
             inputs.push(MemorySourceConfig::try_new_exec(
                 &[tail],
@@ -265,6 +290,106 @@ impl TableProvider for GroupTable {
             )?);
         }
         UnionExec::try_new(inputs)
+    }
+}
+
+/// The range of `timestamp` a query's filters allow: `[start, end)`, open where they
+/// say nothing (only comparisons of the column with integer literals are understood).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive lower bound.
+    pub start: Option<i64>,
+    /// Exclusive upper bound.
+    pub end: Option<i64>,
+}
+
+impl TimeRange {
+    /// The range every one of `filters` (a conjunction) allows.
+    pub fn of(filters: &[Expr]) -> TimeRange {
+        let mut range = TimeRange::default();
+        for filter in filters {
+            range.narrow(filter);
+        }
+        range
+    }
+
+    fn at_least(&mut self, v: i64) {
+        self.start = Some(self.start.map_or(v, |s| s.max(v)));
+    }
+
+    fn below(&mut self, v: i64) {
+        self.end = Some(self.end.map_or(v, |e| e.min(v)));
+    }
+
+    fn narrow(&mut self, filter: &Expr) {
+        use datafusion::logical_expr::{BinaryExpr, Operator};
+        match filter {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::And,
+                right,
+            }) => {
+                self.narrow(left);
+                self.narrow(right);
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (op, value) = match (
+                    timestamp_column(left),
+                    literal(right),
+                    timestamp_column(right),
+                    literal(left),
+                ) {
+                    (true, Some(v), _, _) => (*op, v),
+                    (_, _, true, Some(v)) => match op.swap() {
+                        Some(op) => (op, v),
+                        None => return,
+                    },
+                    _ => return,
+                };
+                match op {
+                    Operator::Eq => {
+                        self.at_least(value);
+                        self.below(value.saturating_add(1));
+                    }
+                    Operator::Gt => self.at_least(value.saturating_add(1)),
+                    Operator::GtEq => self.at_least(value),
+                    Operator::Lt => self.below(value),
+                    Operator::LtEq => self.below(value.saturating_add(1)),
+                    _ => {}
+                }
+            }
+            Expr::Between(between) if !between.negated && timestamp_column(&between.expr) => {
+                if let (Some(lo), Some(hi)) = (literal(&between.low), literal(&between.high)) {
+                    self.at_least(lo);
+                    self.below(hi.saturating_add(1));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `[min, max]` may hold a timestamp of the range.
+    pub fn overlaps(&self, min: i64, max: i64) -> bool {
+        self.start.is_none_or(|s| max >= s) && self.end.is_none_or(|e| min < e)
+    }
+}
+
+fn timestamp_column(expr: &Expr) -> bool {
+    matches!(expr, Expr::Column(c) if c.name == "timestamp")
+}
+
+fn literal(expr: &Expr) -> Option<i64> {
+    match expr {
+        Expr::Literal(value, _) => match value {
+            ScalarValue::Int64(v) => *v,
+            ScalarValue::Int32(v) => v.map(i64::from),
+            ScalarValue::UInt32(v) => v.map(i64::from),
+            ScalarValue::UInt64(v) => v.and_then(|v| i64::try_from(v).ok()),
+            _ => None,
+        },
+        Expr::Cast(cast) => literal(&cast.expr),
+        Expr::TryCast(cast) => literal(&cast.expr),
+        _ => None,
     }
 }
 
@@ -286,4 +411,56 @@ fn split_files(mut files: Vec<PartitionedFile>, partitions: usize) -> Vec<FileGr
         .filter(|(_, files)| !files.is_empty())
         .map(|(_, files)| FileGroup::new(files))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::{col, lit};
+
+    #[test]
+    fn time_ranges_come_from_comparisons_of_timestamp_with_numbers() {
+        let r = TimeRange::of(&[
+            col("timestamp").gt_eq(lit(100i64)),
+            lit(200i64).gt(col("timestamp")),
+        ]);
+        assert_eq!(
+            r,
+            TimeRange {
+                start: Some(100),
+                end: Some(200)
+            }
+        );
+        let r = TimeRange::of(&[col("timestamp")
+            .eq(lit(5i64))
+            .and(col("bytes").gt(lit(1i64)))]);
+        assert_eq!(
+            r,
+            TimeRange {
+                start: Some(5),
+                end: Some(6)
+            }
+        );
+        let r = TimeRange::of(&[col("timestamp").between(lit(1i64), lit(9i64))]);
+        assert_eq!(
+            r,
+            TimeRange {
+                start: Some(1),
+                end: Some(10)
+            }
+        );
+        // What is not understood leaves the range open.
+        let r = TimeRange::of(&[col("timestamp")
+            .gt(lit(1i64))
+            .or(col("timestamp").lt(lit(0i64)))]);
+        assert_eq!(r, TimeRange::default());
+        assert!(r.overlaps(i64::MIN, i64::MIN));
+        let r = TimeRange {
+            start: Some(10),
+            end: Some(20),
+        };
+        assert!(
+            r.overlaps(19, 30) && r.overlaps(0, 10) && !r.overlaps(20, 30) && !r.overlaps(0, 9)
+        );
+    }
 }

@@ -349,6 +349,7 @@ fn expired_parts_are_dropped_and_deleted_groups_lose_theirs() {
     store.set_retention("old", Some(1)).unwrap();
     let stats = store.compact(false).unwrap();
     assert_eq!(stats.parts_removed, 3);
+    assert_eq!(stats.parts_written, 0);
     assert_eq!(store.group("old").unwrap().stored_bytes, 0);
     assert!(files_under(&dir.path().join("lake"), ".parquet").is_empty());
 
@@ -365,6 +366,52 @@ fn expired_parts_are_dropped_and_deleted_groups_lose_theirs() {
     assert!(!files_under(&dir.path().join("lake"), ".parquet").is_empty());
     store.delete_group("gone").unwrap();
     assert!(files_under(&dir.path().join("lake"), ".parquet").is_empty());
+}
+
+#[test]
+fn a_part_mostly_expired_is_rewritten_without_its_expired_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    create(&store, "g", &["s"]);
+    // One event a minute for one hour, three days ago.
+    let hour = (now() - 3 * 86_400_000) / HOUR * HOUR;
+    let messages: Vec<String> = (0..60).map(|i| format!("event {i}")).collect();
+    let events: Vec<NewEvent<'_>> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| NewEvent {
+            timestamp: hour + i as i64 * 60_000,
+            message: m.as_str().into(),
+        })
+        .collect();
+    store.append("g", "s", &events).unwrap();
+    store.compact(true).unwrap();
+    let before = store.group("g").unwrap().stored_bytes;
+    store.set_retention("g", Some(1)).unwrap();
+    let day = 86_400_000;
+    // A quarter expired: left as it is (expired rows are not served).
+    assert_eq!(
+        store.compact_as_of(hour + 15 * 60_000 + day).unwrap(),
+        Default::default()
+    );
+    // Three quarters expired: rewritten with the last 15 events.
+    let stats = store.compact_as_of(hour + 45 * 60_000 + day).unwrap();
+    assert_eq!(
+        (
+            stats.parts_written,
+            stats.parts_removed,
+            stats.events_written
+        ),
+        (1, 1, 15)
+    );
+    assert!(store.group("g").unwrap().stored_bytes < before);
+    // Then nothing more until the rest expires, and then the part goes.
+    assert_eq!(
+        store.compact_as_of(hour + 50 * 60_000 + day).unwrap(),
+        Default::default()
+    );
+    let stats = store.compact_as_of(hour + 61 * 60_000 + day).unwrap();
+    assert_eq!((stats.parts_written, stats.parts_removed), (0, 1));
 }
 
 #[test]

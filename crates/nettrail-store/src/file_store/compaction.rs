@@ -14,6 +14,9 @@
 //! 4. delete the retired segment files (replaced parts go when their last reader lets
 //!    go, see [`Part`]).
 //!
+//! Retention works here too: wholly expired parts are dropped, and a part more than
+//! half expired is rewritten without its expired rows.
+//!
 //! A crash before step 3 leaves orphan part files that the next open deletes; after
 //! it, segment files that recovery deletes by the journal's word. Either way every
 //! event is served exactly once.
@@ -82,6 +85,8 @@ struct Plan {
     parts_by_hour: BTreeMap<Millis, Vec<Arc<Part>>>,
     /// Parts wholly expired.
     expired_parts: Vec<u64>,
+    /// Hours whose part is mostly expired: rewritten without the expired rows.
+    shrinking_hours: Vec<Millis>,
     /// Live streams: name to id.
     stream_ids: HashMap<Arc<str>, u64>,
     cutoff: Option<Millis>,
@@ -109,7 +114,19 @@ fn plan(shared: &Shared, group_id: u64, now: Millis) -> Option<Plan> {
         .filter(|p| cutoff.is_some_and(|c| p.meta.max_ts < c))
         .map(|p| p.meta.id)
         .collect();
-    if segments.is_empty() && expired_parts.is_empty() {
+    // A part more than half of whose time span has expired is rewritten without the
+    // expired rows (once: the next time it is wholly expired and dropped).
+    let shrinking_hours: Vec<Millis> = g
+        .parts
+        .values()
+        .filter(|p| {
+            cutoff.is_some_and(|c| {
+                p.meta.min_ts < c && p.meta.max_ts >= c && c - p.meta.min_ts > p.meta.max_ts - c
+            })
+        })
+        .map(|p| p.meta.hour)
+        .collect();
+    if segments.is_empty() && expired_parts.is_empty() && shrinking_hours.is_empty() {
         return None;
     }
     let mut blocks = Vec::new();
@@ -135,6 +152,7 @@ fn plan(shared: &Shared, group_id: u64, now: Millis) -> Option<Plan> {
         blocks,
         parts_by_hour,
         expired_parts,
+        shrinking_hours,
         stream_ids: g
             .streams
             .values()
@@ -179,6 +197,9 @@ pub(super) fn compact_group(
                         .to_owned(),
                 });
         }
+    }
+    for hour in &plan.shrinking_hours {
+        buckets.entry(*hour).or_default();
     }
     let mut stats = CompactionStats::default();
     let mut added = Vec::new();

@@ -202,6 +202,12 @@ impl FileStore {
         compaction::compact_all(&self.inner.shared, now_ms())
     }
 
+    /// A compaction whose retention cutoffs are those of the time `now` (Unix ms), not
+    /// of the wall clock: what the compactor will do then, for tests and tools.
+    pub fn compact_as_of(&self, now: Millis) -> Result<CompactionStats> {
+        compaction::compact_all(&self.inner.shared, now)
+    }
+
     fn send(&self, msg: WriterMsg) -> Result<()> {
         let writer = self.inner.writer.lock().expect("writer lock").clone();
         writer
