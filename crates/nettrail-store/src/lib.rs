@@ -20,16 +20,19 @@
 //! Where things are, by role:
 //! - [`model`] and [`log_store`]: the values and the trait every backend shares;
 //! - `file_store/`: the embedded backend (its handle, metadata state, writer, recovery,
-//!   retention and read paths, one file each);
+//!   retention, compaction and read paths, one file each);
 //! - [`block`] and `segment.rs`: the row tier's on-disk units, blocks in segment files,
 //!   and the verified block access every read goes through;
-//! - `scan.rs`: ordered, bounded-memory page reads over blocks;
+//! - `parts.rs`: the columnar tier's units (catalog entries, parts, their Hive folders);
+//!   `snapshot.rs`: one group across both tiers at one moment, for the query engine;
+//! - `scan.rs`: ordered, bounded-memory page reads over blocks and parts;
 //! - `journal.rs`, `cursors.rs`, `metric_log.rs`: the metadata journal, subscription
 //!   cursors and metric aggregates, each a file format of its own.
 //!
-//! A second storage tier (columnar parts) plugs in beside the segments: its catalog in
-//! the metadata state, its sources in the read paths (`file_store/reads.rs`), its
-//! expiry in retention.
+//! Two tiers: the row segments are the write-ahead tail; sealed segments are compacted
+//! into columnar parts (Parquet per group and hour of event time, see the
+//! `nettrail-columnar` crate) by one journal record that retires the rows, so every
+//! read sees each event exactly once, in whichever tier holds it.
 
 #![warn(missing_docs)]
 

@@ -11,8 +11,10 @@
 //! - `nettrail agent strongswan`: tunnel activity logs from charon's vici events.
 //! - `nettrail agent openvpn`: Client VPN connection logs from OpenVPN.
 //! - `nettrail vpn diagnose`: per tunnel, where it stands and what to fix.
+//! - `nettrail sql "…"`: SQL over the log groups through the server's Athena API;
+//!   `nettrail sql ddl`: the CREATE EXTERNAL TABLE for a group's Parquet parts.
 //!
-//! Later subcommands (queries, the console) join here as their issues land.
+//! Later subcommands (Logs Insights, the console) join here as their issues land.
 
 mod agent;
 mod common;

@@ -26,10 +26,10 @@
 //! - `state.rs`: the metadata state and how a journal record changes it (replay);
 //! - `writer.rs`: the writer thread, group commit and active segments;
 //! - `recovery.rs`: verifying segments and rebuilding the block index on open;
-//! - `retention.rs`: the sweeper;
+//! - `retention.rs`: the sweeper (which runs the compactor after each sweep);
 //! - `compaction.rs`: sealed segments into columnar parts, atomically;
-//! - `reads.rs`: the read paths (scans, commit-order reads, backlog), where a second
-//!   storage tier adds its sources;
+//! - `reads.rs`: the read paths over both tiers (scans, commit-order reads, backlog,
+//!   tier snapshots);
 //! - `shared.rs`: what the handle shares with the writer and sweeper threads;
 //! - `config.rs`: the settings.
 
