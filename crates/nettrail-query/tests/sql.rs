@@ -169,6 +169,8 @@ fn queries_are_read_only_and_errors_say_what_is_wrong() {
         "INSERT INTO vpc_flows SELECT * FROM vpc_flows",
         "DROP TABLE vpc_flows",
         "SET datafusion.execution.batch_size = 1",
+        "COPY (SELECT 1) TO '/tmp/nettrail-must-not-exist.csv'",
+        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
         "SELECT * FROM no_such_group",
         "SELEKT 1",
     ] {
