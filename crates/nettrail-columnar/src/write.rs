@@ -164,15 +164,18 @@ fn properties(
         .set_column_dictionary_enabled(seq.clone(), false)
         .set_column_encoding(seq, Encoding::DELTA_BINARY_PACKED);
     if let PartLayout::Flow(format) = layout {
-        for (position, field) in format.fields().iter().enumerate() {
-            let column = field.column();
-            if !BLOOM_COLUMNS.contains(&column.as_str()) {
-                continue;
-            }
-            // Sized for the values the part really has: a filter sized for the row
-            // group's row count would be several times larger for the same error rate.
-            let distinct = distinct_tokens(format, position, events);
-            let path = ColumnPath::from(column.as_str());
+        let bloom_positions: Vec<usize> = format
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| BLOOM_COLUMNS.contains(&f.column().as_str()))
+            .map(|(position, _)| position)
+            .collect();
+        // Sized for the values the part really has: a filter sized for the row group's
+        // row count would be several times larger for the same error rate.
+        let distinct = distinct_tokens(format, &bloom_positions, events);
+        for (&position, distinct) in bloom_positions.iter().zip(distinct) {
+            let path = ColumnPath::from(format.fields()[position].column().as_str());
             builder = builder
                 .set_column_bloom_filter_enabled(path.clone(), true)
                 .set_column_bloom_filter_fpp(path.clone(), 0.01)
@@ -182,16 +185,22 @@ fn properties(
     builder.build()
 }
 
-/// How many distinct values the field at `position` takes across `events`.
-fn distinct_tokens(format: &LogFormat, position: usize, events: &[PartEvent]) -> u64 {
+/// How many distinct values each field at `positions` takes across `events`, in one
+/// pass over the records.
+fn distinct_tokens(format: &LogFormat, positions: &[usize], events: &[PartEvent]) -> Vec<u64> {
+    if positions.is_empty() {
+        return Vec::new();
+    }
     let mut tokens = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen: Vec<HashSet<&str>> = vec![HashSet::new(); positions.len()];
     for event in events {
         if format.split_record(&event.message, &mut tokens).is_ok() {
-            seen.insert(tokens[position]);
+            for (set, &position) in seen.iter_mut().zip(positions) {
+                set.insert(tokens[position]);
+            }
         }
     }
-    seen.len() as u64
+    seen.iter().map(|s| s.len() as u64).collect()
 }
 
 /// `rows` as one record batch of `layout`'s schema, as a part would hold them (in the

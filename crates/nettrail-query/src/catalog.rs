@@ -15,19 +15,9 @@ use nettrail_store::{LogStore, StoreError};
 use crate::table::{GroupTable, LakeIdentity};
 
 /// The alias of a log group name: lowercase letters, digits and underscores
-/// (`/vpc/Flow-Logs` → `vpc_flow_logs`).
+/// (`/vpc/Flow-Logs` → `vpc_flow_logs`), as its part folder begins.
 pub fn table_alias(group: &str) -> String {
-    let mapped: String = group
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    mapped.trim_matches('_').to_owned()
+    nettrail_store::readable_name(group)
 }
 
 /// The log groups of a store as tables.

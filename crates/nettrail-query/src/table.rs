@@ -189,12 +189,12 @@ fn table_layout(snapshot: &TierSnapshot) -> Result<PartLayout> {
         return PartLayout::from_metadata(layout)
             .map_err(|e| DataFusionError::External(Box::new(e)));
     }
-    // No flow parts: look at a sample of the newest hour of the tail.
+    // No flow parts: look at a sample of the newest events of the tail.
     let sample = snapshot
-        .tail_events(None, None)
+        .tail_sample(1000)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     Ok(detect_layout(
-        sample.iter().take(1000).map(|e| e.message.as_str()),
+        sample.iter().map(|e| e.message.as_str()),
         None,
     ))
 }

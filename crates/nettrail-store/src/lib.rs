@@ -58,5 +58,5 @@ pub use model::{
     Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest,
     ScanStats, ScannedEvent, StoreCounters, StreamInfo, StreamSelector, SubscriptionFilter,
 };
-pub use parts::lake_folder;
+pub use parts::{lake_folder, readable_name};
 pub use snapshot::{PartFile, TierSnapshot};

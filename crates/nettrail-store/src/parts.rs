@@ -108,14 +108,19 @@ impl Part {
         self.obsolete.store(true, Ordering::Release);
     }
 
+    /// The error of a failed read of this part.
+    pub(crate) fn read_error(&self, e: nettrail_columnar::PartError) -> StoreError {
+        StoreError::Part {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        }
+    }
+
     /// Opens the part's file for reading.
     pub(crate) fn open(&self) -> Result<PartReader<SharedFile>> {
         let file = SharedFile::open(&self.path)
             .map_err(|e| StoreError::io("opening part", &self.path, e))?;
-        PartReader::open(file).map_err(|e| StoreError::Part {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })
+        PartReader::open(file).map_err(|e| self.read_error(e))
     }
 }
 
@@ -167,13 +172,11 @@ pub fn lake_folder(group: &str) -> String {
     format!("lake/{}", encode_group(group))
 }
 
-/// A log group name as one path component that every engine reads as it is: the name
-/// in lowercase letters, digits and underscores, then the CRC-32C of the exact name
-/// (`/vpc/Flows` → `vpc_flows-1a2b3c4d`), so that names differing only in punctuation
-/// or case stay apart. (Percent-encoding would be exact, but object stores and Hadoop
-/// decode `%` in paths, each its own way.)
-pub(crate) fn encode_group(name: &str) -> String {
-    let readable: String = name
+/// A log group name in lowercase letters, digits and underscores, with no leading or
+/// trailing underscore (`/vpc/Flow-Logs` → `vpc_flow_logs`; empty for `///`): the
+/// readable part of a part folder's name, and the query engine's table alias.
+pub fn readable_name(name: &str) -> String {
+    let mapped: String = name
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -183,11 +186,20 @@ pub(crate) fn encode_group(name: &str) -> String {
             }
         })
         .collect();
-    let readable = readable.trim_matches('_');
+    mapped.trim_matches('_').to_owned()
+}
+
+/// A log group name as one path component that every engine reads as it is: its
+/// [`readable_name`], then the CRC-32C of the exact name (`/vpc/Flows` →
+/// `vpc_flows-1a2b3c4d`), so that names differing only in punctuation or case stay
+/// apart. (Percent-encoding would be exact, but object stores and Hadoop decode `%` in
+/// paths, each its own way.)
+pub(crate) fn encode_group(name: &str) -> String {
+    let readable = readable_name(name);
     let readable = if readable.is_empty() {
         "group"
     } else {
-        readable
+        &readable
     };
     format!("{readable}-{:08x}", crc32c::crc32c(name.as_bytes()))
 }

@@ -345,10 +345,7 @@ fn read_part_into(
     let direction = bounds.direction;
     let part = &candidate.part;
     let reader = part.open()?;
-    let bad = |e: nettrail_columnar::PartError| StoreError::Part {
-        path: part.path.clone(),
-        reason: e.to_string(),
-    };
+    let bad = |e| part.read_error(e);
     let row_groups: Box<dyn Iterator<Item = usize>> = match direction {
         Direction::Forward => Box::new(0..reader.row_groups()),
         Direction::Backward => Box::new((0..reader.row_groups()).rev()),

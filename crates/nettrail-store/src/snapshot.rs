@@ -58,12 +58,35 @@ impl TierSnapshot {
         start: Option<Millis>,
         end: Option<Millis>,
     ) -> Result<Vec<ScannedEvent>> {
+        self.read_tail(self.tail.iter(), start, end, usize::MAX)
+    }
+
+    /// Up to `max` unexpired events of the row tail, from its newest blocks (to
+    /// recognise what the group holds without reading all of it).
+    pub fn tail_sample(&self, max: usize) -> Result<Vec<ScannedEvent>> {
+        let mut newest: Vec<&ScanBlock> = self.tail.iter().collect();
+        newest.sort_by_key(|b| std::cmp::Reverse(b.block.header.first_seq));
+        self.read_tail(newest.into_iter(), None, None, max)
+    }
+
+    /// The events of `blocks` with timestamps in `[start, end)` and not expired, until
+    /// `max` of them.
+    fn read_tail<'s>(
+        &self,
+        blocks: impl Iterator<Item = &'s ScanBlock>,
+        start: Option<Millis>,
+        end: Option<Millis>,
+        max: usize,
+    ) -> Result<Vec<ScannedEvent>> {
         let lower = start
             .unwrap_or(i64::MIN)
             .max(self.retention_cutoff.unwrap_or(i64::MIN));
         let upper = end.unwrap_or(i64::MAX);
         let mut out = Vec::new();
-        for candidate in &self.tail {
+        for candidate in blocks {
+            if out.len() >= max {
+                break;
+            }
             let header = &candidate.block.header;
             if header.max_ts < lower || header.min_ts >= upper {
                 continue;
@@ -75,7 +98,7 @@ impl TierSnapshot {
                 kind,
             })?;
             for (i, event) in events.iter().enumerate() {
-                if event.timestamp < lower || event.timestamp >= upper {
+                if event.timestamp < lower || event.timestamp >= upper || out.len() >= max {
                     continue;
                 }
                 out.push(ScannedEvent {

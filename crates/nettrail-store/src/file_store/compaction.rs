@@ -33,7 +33,8 @@ use crate::block;
 use crate::error::{Result, StoreError};
 use crate::journal::{sync_dir, MetaRecord};
 use crate::model::Millis;
-use crate::parts::{hour_of, part_dir, Part, PartMeta, PartStream};
+use crate::parts::{hour_of, part_dir, PartMeta, PartStream};
+use crate::scan::ScanPart;
 use crate::segment::{read_block, BlockRef, Segment};
 
 use super::shared::Shared;
@@ -81,8 +82,8 @@ struct Plan {
     segments: Vec<(u64, Arc<Segment>)>,
     /// The blocks of live streams in those segments, with their stream's id and name.
     blocks: Vec<(u64, Arc<str>, BlockRef)>,
-    /// The group's parts by hour.
-    parts_by_hour: BTreeMap<Millis, Vec<Arc<Part>>>,
+    /// The group's parts by hour, with their live streams.
+    parts_by_hour: BTreeMap<Millis, Vec<ScanPart>>,
     /// Parts wholly expired.
     expired_parts: Vec<u64>,
     /// Hours whose part is mostly expired: rewritten without the expired rows.
@@ -137,13 +138,16 @@ fn plan(shared: &Shared, group_id: u64, now: Millis) -> Option<Plan> {
             }
         }
     }
-    let mut parts_by_hour: BTreeMap<Millis, Vec<Arc<Part>>> = BTreeMap::new();
+    let mut parts_by_hour: BTreeMap<Millis, Vec<ScanPart>> = BTreeMap::new();
     for part in g.parts.values() {
         if !expired_parts.contains(&part.meta.id) {
             parts_by_hour
                 .entry(part.meta.hour)
                 .or_default()
-                .push(Arc::clone(part));
+                .push(ScanPart {
+                    part: Arc::clone(part),
+                    streams: g.live_streams(part, |_| true),
+                });
         }
     }
     Some(Plan {
@@ -206,10 +210,9 @@ pub(super) fn compact_group(
     let mut removed = plan.expired_parts.clone();
     let mut written_paths = Vec::new();
     for (hour, mut events) in buckets {
-        let merged = plan.parts_by_hour.get(&hour).cloned().unwrap_or_default();
-        for part in &merged {
-            read_part_events(part, &plan, &mut events)?;
-            removed.push(part.meta.id);
+        for candidate in plan.parts_by_hour.get(&hour).into_iter().flatten() {
+            read_part_events(candidate, plan.cutoff, &mut events)?;
+            removed.push(candidate.part.meta.id);
         }
         if events.is_empty() {
             continue;
@@ -273,30 +276,23 @@ pub(super) fn compact_group(
     Ok(stats)
 }
 
-/// Appends the unexpired events of live streams in `part` to `events`.
-fn read_part_events(part: &Part, plan: &Plan, events: &mut Vec<PartEvent>) -> Result<()> {
+/// Appends the unexpired events of the live streams of a part to `events`.
+fn read_part_events(
+    candidate: &ScanPart,
+    cutoff: Option<Millis>,
+    events: &mut Vec<PartEvent>,
+) -> Result<()> {
+    let part = &candidate.part;
     let reader = part.open()?;
-    let bad = |e: nettrail_columnar::PartError| StoreError::Part {
-        path: part.path.clone(),
-        reason: e.to_string(),
-    };
-    let live: HashMap<&str, Arc<str>> = part
-        .meta
-        .streams
-        .iter()
-        .filter_map(|share| {
-            let (name, &id) = plan.stream_ids.get_key_value(share.name.as_str())?;
-            (id == share.id).then(|| (share.name.as_str(), Arc::clone(name)))
-        })
-        .collect();
+    let bad = |e| part.read_error(e);
     for row_group in 0..reader.row_groups() {
         for batch in reader.read_row_group(row_group, false).map_err(bad)? {
             let batch = batch.map_err(bad)?;
             for i in 0..batch.len() {
-                let Some(stream) = live.get(batch.stream(i)) else {
+                let Some(stream) = candidate.streams.get(batch.stream(i)) else {
                     continue;
                 };
-                if plan.cutoff.is_some_and(|c| batch.timestamp(i) < c) {
+                if cutoff.is_some_and(|c| batch.timestamp(i) < c) {
                     continue;
                 }
                 events.push(PartEvent {

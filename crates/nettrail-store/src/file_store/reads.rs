@@ -9,7 +9,7 @@
 //! Every tier of the store contributes the sources of a read here: the row tier's
 //! blocks and the columnar tier's parts, read together.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::block;
@@ -24,7 +24,6 @@ use crate::segment::read_block;
 use crate::snapshot::{partition_values, PartFile, TierSnapshot};
 
 use super::shared::{now_ms, Shared};
-use super::state::Group;
 
 /// A page of the events of `request`'s group and streams that `filter` admits.
 pub(super) fn scan(
@@ -51,16 +50,7 @@ pub(super) fn scan(
             }));
         }
         for part in g.parts.values() {
-            let streams: HashMap<String, Arc<str>> = part
-                .meta
-                .streams
-                .iter()
-                .filter_map(|share| {
-                    let live = g.streams.get(&share.name)?;
-                    (live.id == share.id && selected(&share.name))
-                        .then(|| (share.name.clone(), Arc::clone(&live.name)))
-                })
-                .collect();
+            let streams = g.live_streams(part, selected);
             if !streams.is_empty() {
                 sources.push(ScanSource::Part(ScanPart {
                     part: Arc::clone(part),
@@ -104,7 +94,7 @@ pub(super) fn read_committed(
             .filter(|p| p.meta.max_seq > after)
             .map(|p| ScanPart {
                 part: Arc::clone(p),
-                streams: live_streams(g, p),
+                streams: g.live_streams(p, |_| true),
             })
             .collect();
         (blocks, parts, g.cutoff(now_ms()), state.published_seq)
@@ -154,18 +144,6 @@ pub(super) fn read_committed(
     Ok(page.finish(published.max(after)))
 }
 
-/// The streams of `part` still live in `g`, by name.
-fn live_streams(g: &Group, part: &Part) -> HashMap<String, Arc<str>> {
-    part.meta
-        .streams
-        .iter()
-        .filter_map(|share| {
-            let live = g.streams.get(&share.name)?;
-            (live.id == share.id).then(|| (share.name.clone(), Arc::clone(&live.name)))
-        })
-        .collect()
-}
-
 /// Puts the events of a part after `after` on a commit-order page.
 fn read_part_after(
     candidate: &ScanPart,
@@ -175,10 +153,7 @@ fn read_part_after(
 ) -> Result<()> {
     let part = &candidate.part;
     let reader = part.open()?;
-    let bad = |e: nettrail_columnar::PartError| StoreError::Part {
-        path: part.path.clone(),
-        reason: e.to_string(),
-    };
+    let bad = |e| part.read_error(e);
     for row_group in 0..reader.row_groups() {
         let (lo, hi) = reader
             .seq_range(row_group)
@@ -309,7 +284,7 @@ pub(super) fn backlog(shared: &Shared, group: &str, after: u64) -> Result<Backlo
             .filter(|p| p.meta.max_seq > after && cutoff.is_none_or(|c| p.meta.max_ts >= c))
             .map(|p| ScanPart {
                 part: Arc::clone(p),
-                streams: live_streams(g, p),
+                streams: g.live_streams(p, |_| true),
             })
             .collect();
         (backlog, parts, cutoff)
@@ -336,10 +311,7 @@ pub(super) fn backlog(shared: &Shared, group: &str, after: u64) -> Result<Backlo
         }
         // The cursor is inside the part: count its rows from the key columns.
         let reader = candidate.part.open()?;
-        let bad = |e: nettrail_columnar::PartError| StoreError::Part {
-            path: candidate.part.path.clone(),
-            reason: e.to_string(),
-        };
+        let bad = |e| candidate.part.read_error(e);
         for row_group in 0..reader.row_groups() {
             for batch in reader.read_row_group(row_group, true).map_err(bad)? {
                 let batch = batch.map_err(bad)?;

@@ -148,6 +148,25 @@ impl Group {
         }
     }
 
+    /// The streams of `part` that are still the streams that wrote its rows (a stream
+    /// deleted and created again under its name is not) and that `selected` takes: by
+    /// the name in the part, the live stream's name.
+    pub(super) fn live_streams(
+        &self,
+        part: &Part,
+        selected: impl Fn(&str) -> bool,
+    ) -> HashMap<String, Arc<str>> {
+        part.meta
+            .streams
+            .iter()
+            .filter_map(|share| {
+                let live = self.streams.get(&share.name)?;
+                (live.id == share.id && selected(&share.name))
+                    .then(|| (share.name.clone(), Arc::clone(&live.name)))
+            })
+            .collect()
+    }
+
     /// The import checkpoints not yet in the journal, to be journaled by a compaction.
     pub(super) fn unjournaled_checkpoints(&self) -> Vec<CompactedCheckpoint> {
         let mut out = Vec::new();
