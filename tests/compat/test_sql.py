@@ -6,8 +6,13 @@ so the flow-log group ends up in columnar parts while later events are still row
 every query must count each event once, whichever tier holds it.
 """
 
+import csv
+import datetime
+import io
 import json
+import pathlib
 import random
+import re
 import subprocess
 import time
 
@@ -32,10 +37,18 @@ def flow_records(n, base_ms, seed=7):
         action = "REJECT" if rng.random() < 0.15 else "ACCEPT"
         dstport = rng.choice([443, 443, 80, 22, 3389, 5432, 53])
         proto = 17 if dstport == 53 else 6
+        kind = rng.random()
+        if kind < 0.05:  # dual-stack hosts
+            srcaddr, dstaddr = f"2001:db8:1::{rng.randrange(1, 9):x}", "2001:db8:2::1"
+        elif kind < 0.12:  # the address the documentation's samples look for
+            srcaddr, dstaddr = "10.117.1.22", rng.choice(["10.0.1.14", "172.31.16.21"])
+        else:
+            srcaddr = f"10.0.{rng.randrange(4)}.{rng.randrange(1, 60)}"
+            dstaddr = rng.choice(["172.31.16.21", "172.31.16.22", "198.51.100.23", "10.1.0.9", "10.0.1.14"])
         r = {
             "interface_id": f"eni-{rng.randrange(8):017x}",
-            "srcaddr": f"10.0.{rng.randrange(4)}.{rng.randrange(1, 60)}",
-            "dstaddr": rng.choice(["172.31.16.21", "172.31.16.22", "198.51.100.23", "10.1.0.9"]),
+            "srcaddr": srcaddr,
+            "dstaddr": dstaddr,
             "srcport": rng.randrange(32768, 61000),
             "dstport": dstport,
             "protocol": proto,
@@ -53,10 +66,10 @@ def flow_records(n, base_ms, seed=7):
     return records
 
 
-def put(client, records):
+def put(client, records, group=GROUP):
     events = sorted(({"timestamp": r["start"] * 1000, "message": r["message"]} for r in records), key=lambda e: e["timestamp"])
     for i in range(0, len(events), 500):
-        client.put_log_events(logGroupName=GROUP, logStreamName="eni-all", logEvents=events[i : i + 500])
+        client.put_log_events(logGroupName=group, logStreamName="eni-all", logEvents=events[i : i + 500])
 
 
 def athena_client(srv):
@@ -86,25 +99,43 @@ def run_boto3(athena, sql, timeout=30):
     return rows[0], rows[1:]
 
 
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    data = tmp_path_factory.mktemp("sql") / "data"
-    srv = NettrailServer(data, config=CONFIG).start()
-    logs = srv.client()
-    logs.create_log_group(logGroupName=GROUP)
-    logs.create_log_stream(logGroupName=GROUP, logStreamName="eni-all")
-    base = (now_ms() - 5 * HOUR) // HOUR * HOUR
-    records = flow_records(3000, base)
-    put(logs, records)
-    # Wait until the compactor has moved everything into parts.
-    deadline = time.monotonic() + 60
+def wait_until_compacted(data, count, timeout=60):
+    """Waits until the server's parts under `data` hold `count` rows."""
+    deadline = time.monotonic() + timeout
     while True:
         parts = sorted((data / "lake").rglob("*.parquet"))
         in_parts = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({[str(p) for p in parts]})").fetchone()[0] if parts else 0
-        if in_parts == len(records):
-            break
-        assert time.monotonic() < deadline, f"only {in_parts} of {len(records)} events compacted"
+        if in_parts == count:
+            return
+        assert time.monotonic() < deadline, f"only {in_parts} of {count} events compacted"
         time.sleep(0.2)
+
+
+def flow_group_server(data, group, records, log_format=None):
+    """A server (compacting constantly) with `group` holding `records` (dicts with
+    `start` and `message`), all of them compacted into parts; with `log_format` the
+    group's flow-log format is declared first, through `nettrail logs set-flow-log-format`."""
+    srv = NettrailServer(data, config=CONFIG).start()
+    logs = srv.client()
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="eni-all")
+    if log_format:
+        proc = subprocess.run(
+            [nettrail_bin(), "logs", "set-flow-log-format", "--log-group-name", group,
+             "--log-format", log_format, "--endpoint-url", srv.endpoint],
+            env=client_env(), capture_output=True, text=True, timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+    put(logs, records, group)
+    wait_until_compacted(data, len(records))
+    return srv
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    data = tmp_path_factory.mktemp("sql") / "data"
+    records = flow_records(3000, (now_ms() - 5 * HOUR) // HOUR * HOUR)
+    srv = flow_group_server(data, GROUP, records)
     yield srv, data, records
     srv.stop()
 
@@ -201,6 +232,167 @@ def test_nettrail_sql_agrees_with_duckdb_on_the_parts(loaded):
         out = nettrail_sql(srv, query.format(t="vpc_flows"), "--csv").splitlines()
         got = [line.split(",") for line in out[1:]]
         assert got == expected, query
+
+
+CASES = pathlib.Path(__file__).parent / "sql" / "athena-samples.cases"
+
+
+def load_cases(path):
+    """The cases of a `.cases` file (its header says the format): name, Athena SQL,
+    DuckDB SQL, check."""
+    cases = []
+    text = "".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith("#"))
+    for block in re.split(r"^== ", text, flags=re.M)[1:]:
+        name, _, body = block.partition("\n")
+        sections = dict(re.findall(r"^-- (athena|duckdb|check)(?::)?\s*\n?(.*?)(?=^-- |\Z)", body, flags=re.M | re.S))
+        athena = sections["athena"].strip().rstrip(";")
+        check = sections["check"].strip()
+        assert check in ("rows", "set", "subset"), f"{path.name}: {name}: check {check!r}"
+        cases.append((name.strip(), athena, sections.get("duckdb", athena).strip().rstrip(";"), check))
+    return cases
+
+
+HIVE = '"aws-account-id", "aws-service", "aws-region", year, month, day, hour'
+
+
+def duckdb_over_parts(data):
+    """DuckDB with the tables' two shapes as views over the server's parts."""
+    parts = [str(p) for p in sorted((data / "lake").rglob("*.parquet"))]
+    duck = duckdb.connect()
+    duck.execute(
+        # DuckDB puts the Hive columns in its own order: put them in the folders'.
+        f"CREATE VIEW flows AS SELECT * EXCLUDE ({HIVE}), {HIVE}, make_date(year::INT, month::INT, day::INT) AS date "
+        f"FROM read_parquet({parts}, hive_partitioning=true, hive_types_autocast=false)"
+    )
+    duck.execute(
+        f'CREATE VIEW flows_by_day AS SELECT * EXCLUDE ({HIVE}, date), '
+        '"aws-region" AS region, year || \'/\' || month || \'/\' || day AS day FROM flows'
+    )
+    return duck
+
+
+def as_text(value):
+    return "" if value is None else str(value)
+
+
+def day_placeholders(records):
+    days = sorted({datetime.datetime.fromtimestamp(r["start"], datetime.timezone.utc).date() for r in records})
+    return {
+        "{date_lo}": days[0].isoformat(),
+        "{day_lo}": days[0].strftime("%Y/%m/%d"),
+        "{day_hi}": (days[-1] + datetime.timedelta(days=1)).strftime("%Y/%m/%d"),
+    }
+
+
+def check_cases(srv, duck, path, table, fill):
+    """Runs every case of `path` through `nettrail sql` on `table` and compares with
+    DuckDB's answer over the views `flows` and `flows_by_day`; returns how many ran."""
+    cases = load_cases(path)
+    for name, athena, duck_sql, check in cases:
+        def sql_for(text, t, t_by_day):
+            text = text.replace("{t_by_day}", t_by_day).replace("{t}", t)
+            for k, v in fill.items():
+                text = text.replace(k, v)
+            return text
+        expected = [[as_text(v) for v in row] for row in duck.execute(sql_for(duck_sql, "flows", "flows_by_day")).fetchall()]
+        out = nettrail_sql(srv, sql_for(athena, table, f"{table}_by_day"), "--csv")
+        got = list(csv.reader(io.StringIO(out)))[1:]
+        assert expected, f"{name}: the data must give the query something to find"
+        if check == "rows":
+            assert got == expected, name
+        elif check == "set":
+            assert sorted(got) == sorted(expected), name
+        else:
+            limit = int(re.search(r"LIMIT (\d+)\s*$", athena).group(1))
+            assert len(got) == min(limit, len(expected)), name
+            pool = [tuple(r) for r in expected]
+            missing = [r for r in got if tuple(r) not in pool]
+            assert not missing, f"{name}: {missing[:1]} is not one of DuckDB's rows, e.g. {pool[:1]}"
+    return len(cases)
+
+
+def test_athena_documentation_queries_agree_with_duckdb(loaded):
+    srv, data, records = loaded
+    ran = check_cases(srv, duckdb_over_parts(data), CASES, "vpc_flows", day_placeholders(records))
+    assert ran >= 20
+
+
+# Every field of flow logs v2 to v5, in the order of Athena's DDL.
+V5_FORMAT = " ".join("${%s}" % f for f in (
+    "version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action "
+    "log-status vpc-id subnet-id instance-id tcp-flags type pkt-srcaddr pkt-dstaddr region az-id sublocation-type "
+    "sublocation-id pkt-src-aws-service pkt-dst-aws-service flow-direction traffic-path"
+).split())
+V5_GROUP = "/vpc/all-fields"
+
+
+def v5_records(n, base_ms, seed=11):
+    """`n` records of the 29-field format: instances behind a NAT gateway (packet-level
+    addresses differ from the interface's), several subnets, some AWS services."""
+    rng = random.Random(seed)
+    records = []
+    for _ in range(n):
+        start = (base_ms + rng.randrange(2 * HOUR)) // 1000
+        instance = rng.randrange(6)
+        nat = rng.random() < 0.3
+        src = f"10.0.{instance % 3}.{10 + instance}"
+        pkt_src = f"100.64.{rng.randrange(3)}.{rng.randrange(1, 20)}" if nat else src
+        dst = rng.choice(["52.95.110.1", "10.0.5.9", "172.31.0.7"])
+        fields = [
+            "5", "123456789010", f"eni-{instance:017x}", src, dst, str(rng.randrange(32768, 61000)),
+            str(rng.choice([443, 80, 5432])), "6", str(rng.randrange(1, 50)), str(rng.randrange(40, 100000)),
+            str(start), str(start + 60), rng.choice(["ACCEPT"] * 9 + ["REJECT"]), "OK",
+            "vpc-0a1b2c3d", f"subnet-{instance % 3:08x}", f"i-{instance:017x}", str(rng.choice([2, 18, 19, 3])),
+            "IPv4", pkt_src, dst, "us-east-1", f"use1-az{instance % 3 + 1}", "-", "-",
+            "-", "S3" if dst.startswith("52.") else "-", rng.choice(["ingress", "egress"]),
+            str(rng.randrange(1, 9)) if dst.startswith("52.") else "-",
+        ]
+        records.append({"start": start, "message": " ".join(fields)})
+    return records
+
+
+@pytest.fixture(scope="module")
+def loaded_v5(tmp_path_factory):
+    data = tmp_path_factory.mktemp("sqlv5") / "data"
+    records = v5_records(2000, (now_ms() - 4 * HOUR) // HOUR * HOUR)
+    srv = flow_group_server(data, V5_GROUP, records, log_format=V5_FORMAT)
+    yield srv, data, records
+    srv.stop()
+
+
+def test_a_declared_custom_format_is_stored_as_columns(loaded_v5):
+    srv, data, records = loaded_v5
+    # The parts hold the 29 fields as typed columns and no text.
+    duck = duckdb_over_parts(data)
+    row = duck.execute(
+        "SELECT count(*), count(message), count(pkt_srcaddr), count(traffic_path), typeof(any_value(tcp_flags)) FROM flows"
+    ).fetchone()
+    assert row == (len(records), 0, len(records), sum(not r["message"].endswith(" -") for r in records), "INTEGER")
+    proc = subprocess.run(
+        [nettrail_bin(), "sql", "ddl", "--log-group", V5_GROUP, "--endpoint-url", srv.endpoint],
+        env=client_env(), capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "`pkt_dst_aws_service` string" in proc.stdout and "`traffic_path` int" in proc.stdout
+    # Events read back byte for byte, from the columns.
+    logs = srv.client()
+    got = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=V5_GROUP):
+        got += [e["message"] for e in page["events"]]
+    assert sorted(got) == sorted(r["message"] for r in records)
+    # A format that is not one is refused, naming what is wrong.
+    bad = subprocess.run(
+        [nettrail_bin(), "logs", "set-flow-log-format", "--log-group-name", V5_GROUP,
+         "--log-format", "${srcaddr} ${no-such-field}", "--endpoint-url", srv.endpoint],
+        env=client_env(), capture_output=True, text=True, timeout=30,
+    )
+    assert bad.returncode != 0 and "no-such-field" in bad.stderr, bad.stderr
+
+
+def test_vpc_console_named_queries_for_all_fields_agree_with_duckdb(loaded_v5):
+    srv, data, records = loaded_v5
+    ran = check_cases(srv, duckdb_over_parts(data), CASES.with_name("athena-samples-v5.cases"), "vpc_all_fields", day_placeholders(records))
+    assert ran >= 4
 
 
 def test_tail_and_parts_together_and_json_output(loaded):

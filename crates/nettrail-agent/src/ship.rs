@@ -14,6 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nettrail_client::Client;
+use nettrail_formats::flow::LogFormat;
 use serde_json::{json, Value};
 
 /// Events per ImportLogEvents request at most (well under the server's limits).
@@ -45,6 +46,8 @@ pub struct LogShipper {
     /// How long `finish` keeps trying to empty the spool.
     drain_timeout: Duration,
     group_ready: bool,
+    /// The flow-log format of the events, declared to the server with the group.
+    flow_log_format: Option<String>,
 }
 
 impl LogShipper {
@@ -68,7 +71,15 @@ impl LogShipper {
             spool: Spool::open(spool_dir, spool_max_bytes)?,
             drain_timeout,
             group_ready: false,
+            flow_log_format: None,
         })
+    }
+
+    /// Declares that the events are flow-log records of `format` (the server then
+    /// stores them as typed columns); sent once, with the group's creation.
+    pub fn with_flow_log_format(mut self, format: &LogFormat) -> LogShipper {
+        self.flow_log_format = Some(format.to_spec());
+        self
     }
 
     /// The log group.
@@ -153,6 +164,18 @@ impl LogShipper {
                 Ok(_) => {}
                 Err(e) if e.code() == Some("ResourceAlreadyExistsException") => {}
                 Err(e) => return Err(e.to_string()),
+            }
+            if let Some(format) = &self.flow_log_format {
+                let declared = self.runtime.block_on(self.client.nettrail(
+                    "SetFlowLogFormat",
+                    &json!({ "logGroupName": self.group, "logFormat": format }),
+                ));
+                match declared {
+                    Ok(_) => {}
+                    // A server from before the columnar tier: nothing to declare.
+                    Err(e) if e.code() == Some("UnknownOperationException") => {}
+                    Err(e) => return Err(e.to_string()),
+                }
             }
             self.group_ready = true;
         }

@@ -12,6 +12,7 @@ use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::{DataFusionError, Result};
 use nettrail_store::{LogStore, StoreError};
 
+use crate::partitions::{TableShape, BY_DAY_SUFFIX};
 use crate::table::{GroupTable, LakeIdentity};
 
 /// The alias of a log group name: lowercase letters, digits and underscores
@@ -46,9 +47,10 @@ impl LogGroupSchema {
         }
     }
 
-    /// Table names: every group's own name, and its alias where no other group has
-    /// the same one.
-    fn names(&self) -> BTreeMap<String, String> {
+    /// Table names and what they are: every group's own name, its alias where no
+    /// other group has the same one, and the alias with `_by_day` (the
+    /// [`TableShape::ByDay`] table) where that names nothing else.
+    fn names(&self) -> BTreeMap<String, (String, TableShape)> {
         let mut groups = Vec::new();
         self.store.visit_groups(None, &mut |g| {
             groups.push(g.name);
@@ -58,12 +60,20 @@ impl LogGroupSchema {
         for g in &groups {
             aliases.entry(table_alias(g)).or_default().push(g.clone());
         }
-        let mut names: BTreeMap<String, String> =
-            groups.iter().map(|g| (g.clone(), g.clone())).collect();
+        let mut names: BTreeMap<String, (String, TableShape)> = groups
+            .iter()
+            .map(|g| (g.clone(), (g.clone(), TableShape::Hive)))
+            .collect();
+        let mut unique = Vec::new();
         for (alias, owners) in aliases {
             if owners.len() == 1 && !alias.is_empty() && !names.contains_key(&alias) {
-                names.insert(alias, owners[0].clone());
+                names.insert(alias.clone(), (owners[0].clone(), TableShape::Hive));
+                unique.push((alias, owners[0].clone()));
             }
+        }
+        for (alias, group) in unique {
+            let by_day = format!("{alias}{BY_DAY_SUFFIX}");
+            names.entry(by_day).or_insert((group, TableShape::ByDay));
         }
         names
     }
@@ -76,14 +86,14 @@ impl SchemaProvider for LogGroupSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
-        let Some(group) = self.names().get(name).cloned() else {
+        let Some((group, shape)) = self.names().get(name).cloned() else {
             return Ok(None);
         };
         let store = Arc::clone(&self.store);
         let lake = self.lake.clone();
         let table = tokio::task::spawn_blocking(move || -> Result<Option<GroupTable>> {
             match store.tier_snapshot(&group) {
-                Ok(snapshot) => GroupTable::new(snapshot, lake).map(Some),
+                Ok(snapshot) => GroupTable::new(snapshot, lake, shape).map(Some),
                 // Deleted since the names were listed.
                 Err(StoreError::GroupNotFound(_)) => Ok(None),
                 Err(e) => Err(DataFusionError::External(Box::new(e))),

@@ -7,7 +7,7 @@ use arrow_schema::DataType;
 use nettrail_columnar::PartLayout;
 
 use crate::catalog::table_alias;
-use crate::table::PARTITION_COLUMNS;
+use crate::partitions::PARTITION_COLUMNS;
 
 /// The DDL of a table named after `group` whose parts are under `location`.
 pub fn create_external_table(group: &str, layout: &PartLayout, location: &str) -> String {

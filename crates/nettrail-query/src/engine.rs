@@ -117,6 +117,7 @@ impl QueryEngine {
             .register_schema(SCHEMA, Arc::clone(&schema) as _)
             .map_err(QueryError::from)?;
         ctx.register_catalog(CATALOG, Arc::new(catalog));
+        crate::functions::register(&ctx);
         Ok((ctx, schema))
     }
 

@@ -11,11 +11,16 @@
 //! group the columns of Athena's `vpc_flow_logs` DDL with AWS's Parquet types; `message`
 //! (null where a flow record is held only as its columns); and the partition columns
 //! of AWS's Hive layout (`aws-account-id`, `aws-service`, `aws-region`, `year`,
-//! `month`, `day`, `hour`).
+//! `month`, `day`, `hour`) and `date`. The same group is also `<alias>_by_day`, shaped
+//! like AWS's partition-projection DDL (`day` as `'YYYY/MM/DD'`); see [`partitions`].
+//! Athena's date functions (`from_unixtime`, `to_iso8601`, `day_of_week`, `date`,
+//! `date_format`) are in [`functions`].
 //!
 //! - [`engine`]: [`QueryEngine`], a query from text to Arrow batches, cancellable;
 //! - [`catalog`]: the log groups as DataFusion tables;
 //! - [`table`]: one group's table over its parts and tail;
+//! - [`partitions`]: a table's partition columns and the parts a filter on them keeps;
+//! - [`functions`]: Athena's date and time functions;
 //! - [`result`]: a result as text, with Athena's type names;
 //! - [`ddl`]: `CREATE EXTERNAL TABLE` for Athena, Trino and Spark over a group's parts.
 
@@ -25,6 +30,8 @@ pub mod catalog;
 pub mod ddl;
 pub mod engine;
 mod error;
+pub mod functions;
+pub mod partitions;
 pub mod result;
 pub mod table;
 

@@ -35,8 +35,12 @@ pub fn sql_type(data_type: &DataType) -> SqlType {
             t("decimal", u32::from(*p), (*s).max(0) as u32)
         }
         DataType::Date32 | DataType::Date64 => t("date", 0, 0),
-        DataType::Timestamp(unit, _) => t(
-            "timestamp",
+        DataType::Timestamp(unit, zone) => t(
+            if zone.is_some() {
+                "timestamp with time zone"
+            } else {
+                "timestamp"
+            },
             3,
             match unit {
                 TimeUnit::Second => 0,
@@ -63,12 +67,23 @@ pub fn sql_type(data_type: &DataType) -> SqlType {
 pub fn rows_as_text(
     batch: &RecordBatch,
 ) -> Result<Vec<Vec<Option<String>>>, arrow_schema::ArrowError> {
-    let options = FormatOptions::default().with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
+    let options = FormatOptions::default()
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3f"))
+        .with_timestamp_tz_format(Some("%Y-%m-%d %H:%M:%S%.3f"));
     let formatters = batch
         .columns()
         .iter()
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
         .collect::<Result<Vec<_>, _>>()?;
+    // Athena writes a timestamp with time zone with its zone after it.
+    let zones: Vec<Option<String>> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Timestamp(_, Some(zone)) => Some(format!(" {zone}")),
+            _ => None,
+        })
+        .collect();
     let mut rows = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         rows.push(
@@ -76,7 +91,14 @@ pub fn rows_as_text(
                 .columns()
                 .iter()
                 .zip(&formatters)
-                .map(|(column, f)| column.is_valid(row).then(|| f.value(row).to_string()))
+                .zip(&zones)
+                .map(|((column, f), zone)| {
+                    column.is_valid(row).then(|| {
+                        let mut text = f.value(row).to_string();
+                        text.push_str(zone.as_deref().unwrap_or(""));
+                        text
+                    })
+                })
                 .collect(),
         );
     }

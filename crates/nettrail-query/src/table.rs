@@ -1,17 +1,19 @@
 //! One log group as a table: its parts and its row tail, with the same columns.
 //!
-//! The table's layout is the flow-log layout its parts were written with (the most
+//! The table's columns are its layout's, then the partition columns of its
+//! [`TableShape`]. The table's layout is the flow-log layout its parts were written with (the most
 //! rows win when they differ), else one recognised from the tail, else messages. The
 //! parts are read by DataFusion's Parquet scan, the partition columns coming from
 //! their Hive folders; the tail's events are turned into the same columns in memory.
 //! Filters are offered to the Parquet scan (row group statistics, page indexes, bloom
-//! filters) and applied again above it.
+//! filters) and applied again above it; filters on partition columns alone leave
+//! out whole parts before that.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -31,16 +33,7 @@ use nettrail_columnar::{record_batch, PartEvent, PartLayout};
 use nettrail_formats::time::UtcDateTime;
 use nettrail_store::TierSnapshot;
 
-/// The Hive partition columns of a part's folder, in order.
-pub const PARTITION_COLUMNS: [&str; 7] = [
-    "aws-account-id",
-    "aws-service",
-    "aws-region",
-    "year",
-    "month",
-    "day",
-    "hour",
-];
+use crate::partitions::{may_match, partition_batch, Folder, TableShape};
 
 /// Where the tail's partition values come from: what the parts' folders would say.
 #[derive(Debug, Clone)]
@@ -56,7 +49,9 @@ pub struct LakeIdentity {
 pub struct GroupTable {
     snapshot: Arc<SnapshotHandle>,
     layout: PartLayout,
+    shape: TableShape,
     file_schema: SchemaRef,
+    partition_fields: Vec<Field>,
     schema: SchemaRef,
     lake: LakeIdentity,
 }
@@ -76,24 +71,27 @@ impl std::fmt::Debug for SnapshotHandle {
 }
 
 impl GroupTable {
-    /// The table over `snapshot`.
-    pub fn new(snapshot: TierSnapshot, lake: LakeIdentity) -> Result<GroupTable> {
+    /// The table of `shape` over `snapshot`.
+    pub fn new(
+        snapshot: TierSnapshot,
+        lake: LakeIdentity,
+        shape: TableShape,
+    ) -> Result<GroupTable> {
         let layout = table_layout(&snapshot)?;
         let file_schema = layout.schema();
-        let mut fields: Vec<Field> = file_schema
+        let partition_fields = shape.fields(&layout);
+        let fields: Vec<Field> = file_schema
             .fields()
             .iter()
             .map(|f| f.as_ref().clone())
+            .chain(partition_fields.iter().cloned())
             .collect();
-        fields.extend(
-            PARTITION_COLUMNS
-                .iter()
-                .map(|c| Field::new(*c, DataType::Utf8, true)),
-        );
         Ok(GroupTable {
             snapshot: Arc::new(SnapshotHandle(snapshot)),
             layout,
+            shape,
             file_schema,
+            partition_fields,
             schema: Arc::new(Schema::new(fields)),
             lake,
         })
@@ -110,10 +108,31 @@ impl GroupTable {
     }
 }
 
+impl GroupTable {
+    /// A part's partition values: its folder's, and its hour's.
+    fn part_values(&self, part: &nettrail_store::PartFile) -> Vec<ScalarValue> {
+        let folder_value = |key: &str| {
+            part.partition_values
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or_else(String::new, |(_, v)| v.clone())
+        };
+        let folder = Folder {
+            account_id: folder_value("aws-account-id"),
+            service: folder_value("aws-service"),
+            region: folder_value("aws-region"),
+        };
+        let hour = UtcDateTime::from_unix(part.min_ts.div_euclid(1000));
+        self.shape.values(&self.layout, &folder, &hour)
+    }
+}
+
 /// What reading the row tail needs, owned, so it can move to a blocking thread.
 struct Tail {
     snapshot: Arc<SnapshotHandle>,
     layout: PartLayout,
+    shape: TableShape,
+    partition_fields: Vec<Field>,
     schema: SchemaRef,
     lake: LakeIdentity,
 }
@@ -125,7 +144,11 @@ fn tail_batches(tail: &Tail, range: TimeRange) -> Result<Vec<RecordBatch>> {
         .0
         .tail_events(range.start, range.end)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let service = service(&tail.layout);
+    let folder = Folder {
+        account_id: tail.lake.account_id.clone(),
+        service: service(&tail.layout).to_owned(),
+        region: tail.lake.region.clone(),
+    };
     let mut batches = Vec::new();
     for chunk in events.chunks(65_536) {
         let rows: Vec<PartEvent> = chunk
@@ -141,25 +164,26 @@ fn tail_batches(tail: &Tail, range: TimeRange) -> Result<Vec<RecordBatch>> {
         let batch = record_batch(&rows, &tail.layout)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        let hours: Vec<UtcDateTime> = rows
-            .iter()
-            .map(|r| UtcDateTime::from_unix(r.timestamp.div_euclid(1000)))
-            .collect();
-        let constant = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; rows.len()])) };
-        columns.push(constant(&tail.lake.account_id));
-        columns.push(constant(service));
-        columns.push(constant(&tail.lake.region));
-        let parts: [fn(&UtcDateTime) -> String; 4] = [
-            |t| format!("{:04}", t.year),
-            |t| format!("{:02}", t.month),
-            |t| format!("{:02}", t.day),
-            |t| format!("{:02}", t.hour),
-        ];
-        for part in parts {
-            columns.push(Arc::new(StringArray::from(
-                hours.iter().map(part).collect::<Vec<_>>(),
-            )));
+        // Events come in time order, so one hour's values serve a run of rows.
+        let mut values: Vec<Vec<ScalarValue>> = Vec::with_capacity(rows.len());
+        let mut last: Option<(i64, usize)> = None;
+        for row in &rows {
+            let hour = row.timestamp.div_euclid(3_600_000);
+            match last {
+                Some((h, i)) if h == hour => values.push(values[i].clone()),
+                _ => {
+                    last = Some((hour, values.len()));
+                    let time = UtcDateTime::from_unix(hour * 3600);
+                    values.push(tail.shape.values(&tail.layout, &folder, &time));
+                }
+            }
         }
+        columns.extend(
+            partition_batch(&tail.partition_fields, &values)?
+                .columns()
+                .iter()
+                .cloned(),
+        );
         batches.push(RecordBatch::try_new(Arc::clone(&tail.schema), columns)?);
     }
     Ok(batches)
@@ -174,7 +198,8 @@ fn service(layout: &PartLayout) -> &'static str {
 }
 
 /// The layout of a group's table: its parts' flow layout with the most rows, else one
-/// recognised from its tail, else messages.
+/// recognised from its tail (in the format its writers declared or a default one),
+/// else messages.
 fn table_layout(snapshot: &TierSnapshot) -> Result<PartLayout> {
     let mut rows_by_layout: HashMap<&str, u64> = HashMap::new();
     for part in &snapshot.parts {
@@ -193,9 +218,13 @@ fn table_layout(snapshot: &TierSnapshot) -> Result<PartLayout> {
     let sample = snapshot
         .tail_sample(1000)
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let known = snapshot
+        .flow_log_format
+        .as_deref()
+        .and_then(|f| nettrail_formats::flow::LogFormat::parse(f).ok());
     Ok(detect_layout(
         sample.iter().map(|e| e.message.as_str()),
-        None,
+        known.as_ref(),
     ))
 }
 
@@ -233,11 +262,21 @@ impl TableProvider for GroupTable {
             .parts
             .iter()
             .filter(|p| range.overlaps(p.min_ts, p.max_ts))
+            .map(|p| (p, self.part_values(p)))
+            .collect();
+        // So do parts whose partition values a filter refuses.
+        let values: Vec<Vec<ScalarValue>> = parts.iter().map(|(_, v)| v.clone()).collect();
+        let keep = may_match(state, filters, &self.partition_fields, &values);
+        let parts: Vec<_> = parts
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(part, keep)| keep.then_some(part))
             .collect();
         if !parts.is_empty() {
-            let partition_fields: Vec<Arc<Field>> = PARTITION_COLUMNS
+            let partition_fields: Vec<Arc<Field>> = self
+                .partition_fields
                 .iter()
-                .map(|c| Arc::new(Field::new(*c, DataType::Utf8, true)))
+                .map(|f| Arc::new(f.clone()))
                 .collect();
             let table_schema = datafusion::datasource::table_schema::TableSchema::builder(
                 Arc::clone(&self.file_schema),
@@ -246,20 +285,10 @@ impl TableProvider for GroupTable {
             .build();
             let source = Arc::new(ParquetSource::new(table_schema));
             let files: Vec<PartitionedFile> = parts
-                .iter()
-                .map(|part| {
-                    let values: HashMap<&str, &str> = part
-                        .partition_values
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
+                .into_iter()
+                .map(|(part, values)| {
                     PartitionedFile::new(part.path.to_string_lossy().to_string(), part.bytes)
-                        .with_partition_values(
-                            PARTITION_COLUMNS
-                                .iter()
-                                .map(|c| ScalarValue::Utf8(values.get(c).map(|v| v.to_string())))
-                                .collect(),
-                        )
+                        .with_partition_values(values)
                 })
                 .collect();
             let groups = split_files(files, state.config().target_partitions());
@@ -275,6 +304,8 @@ impl TableProvider for GroupTable {
         let reader = Tail {
             snapshot: Arc::clone(&self.snapshot),
             layout: self.layout.clone(),
+            shape: self.shape,
+            partition_fields: self.partition_fields.clone(),
             schema: Arc::clone(&self.schema),
             lake: self.lake.clone(),
         };

@@ -96,6 +96,17 @@ fn fixture(n: i64, compacted: i64) -> Fixture {
     }
 }
 
+/// `query` with `{base}` (the first hour's start, Unix ms) and the second hour's
+/// `{hour1}` (`HH`), `{date1}` (`YYYY-MM-DD`) and `{day1}` (`YYYY/MM/DD`) filled in.
+fn placeholders(query: &str, base: i64) -> String {
+    let hour1 = chrono::DateTime::from_timestamp_millis(base + HOUR).unwrap();
+    query
+        .replace("{base}", &base.to_string())
+        .replace("{hour1}", &hour1.format("%H").to_string())
+        .replace("{date1}", &hour1.format("%Y-%m-%d").to_string())
+        .replace("{day1}", &hour1.format("%Y/%m/%d").to_string())
+}
+
 fn run_i64(engine: &QueryEngine, sql: &str) -> Vec<i64> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let out = rt.block_on(engine.run(sql)).unwrap();
@@ -119,14 +130,21 @@ fn answers_do_not_depend_on_the_tier() {
         "SELECT count(*) FROM vpc_flows WHERE \"aws-service\" = 'vpcflowlogs' AND year >= '2024'",
         "SELECT count(*) FROM vpc_flows WHERE message IS NOT NULL",
         "SELECT max(event_seq) - min(event_seq) + 1 FROM vpc_flows",
+        // Partition columns leave out parts and never rows.
+        "SELECT count(*) FROM vpc_flows WHERE hour = '{hour1}' AND date = DATE('{date1}')",
+        "SELECT count(*) FROM vpc_flows_by_day WHERE day = '{day1}' AND region = 'us-east-1'",
+        "SELECT count(*) FROM vpc_flows WHERE date > current_date - interval '7' day",
+        "SELECT count(*) FROM vpc_flows WHERE \"aws-region\" = 'nowhere-1'",
     ];
+    let mut base = 0;
     let answers: Vec<Vec<Vec<i64>>> = [0, 300, 1000]
         .iter()
         .map(|&compacted| {
             let f = fixture(1000, compacted);
+            base = f.base;
             queries
                 .iter()
-                .map(|q| run_i64(&f.engine, &q.replace("{base}", &f.base.to_string())))
+                .map(|q| run_i64(&f.engine, &placeholders(q, f.base)))
                 .collect()
         })
         .collect();
@@ -158,6 +176,14 @@ fn answers_do_not_depend_on_the_tier() {
     assert_eq!(a[5], [1000]);
     assert_eq!(a[6], [0], "flow records are held as their columns only");
     assert_eq!(a[7], [1000]);
+    assert_eq!(a[8], [in_window(3600, 7200)]);
+    let day_of = |offset_s: i64| (base / 1000 + offset_s).div_euclid(86_400);
+    let same_day_as_hour1 = (0..1000i64)
+        .filter(|i| day_of(i * 7919 % 10800) == day_of(3600))
+        .count() as i64;
+    assert_eq!(a[9], [same_day_as_hour1]);
+    assert_eq!(a[10], [1000]);
+    assert_eq!(a[11], [0]);
 }
 
 #[test]
@@ -200,4 +226,58 @@ fn a_result_bigger_than_allowed_is_refused() {
         .unwrap();
     assert_eq!(ok.rows(), 10);
     assert!(ok.bytes_scanned > 0);
+}
+
+/// The cases of a golden file (see `tests/golden/athena-functions.slt`): whether an
+/// error is expected, the SQL, and the expected rows or error text.
+fn golden_cases(text: &str) -> Vec<(bool, String, String)> {
+    let mut cases = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let expect_error = match line.trim() {
+            "query" => false,
+            "error" => true,
+            "" => continue,
+            l if l.starts_with('#') => continue,
+            other => panic!("golden file: unexpected line {other:?}"),
+        };
+        let sql: Vec<&str> = lines.by_ref().take_while(|l| *l != "----").collect();
+        let mut expected = Vec::new();
+        while let Some(l) = lines.next_if(|l| !l.trim().is_empty()) {
+            expected.push(l);
+        }
+        cases.push((expect_error, sql.join("\n"), expected.join("\n")));
+    }
+    cases
+}
+
+#[test]
+fn athena_functions_golden() {
+    let f = fixture(10, 5);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let text = include_str!("golden/athena-functions.slt");
+    let cases = golden_cases(text);
+    assert!(cases.len() >= 10);
+    for (expect_error, sql, expected) in cases {
+        match rt.block_on(f.engine.run(&sql)) {
+            Ok(out) if !expect_error => {
+                let mut rows = Vec::new();
+                for batch in &out.batches {
+                    for row in nettrail_query::result::rows_as_text(batch).unwrap() {
+                        let row: Vec<String> = row
+                            .into_iter()
+                            .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                            .collect();
+                        rows.push(row.join(" | "));
+                    }
+                }
+                assert_eq!(rows.join("\n"), expected, "{sql}");
+            }
+            Ok(out) => panic!("{sql}: expected an error, got {} rows", out.rows()),
+            Err(e) if expect_error => {
+                assert!(e.to_string().contains(&expected), "{sql}: {e}")
+            }
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
 }

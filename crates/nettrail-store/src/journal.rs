@@ -75,6 +75,12 @@ pub(crate) enum MetaRecord {
         group: u64,
         tags: BTreeMap<String, String>,
     },
+    /// The flow-log format (`${version} ${account-id} …`) that the group's writers
+    /// say its events have; the compactor gives such events typed columns.
+    SetFlowLogFormat {
+        group: u64,
+        format: Option<String>,
+    },
     PutPolicy {
         policy: ResourcePolicy,
     },

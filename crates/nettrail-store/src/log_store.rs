@@ -30,6 +30,10 @@ pub trait LogStore: Send + Sync {
     fn set_retention(&self, group: &str, days: Option<u32>) -> Result<()>;
     /// Replaces the tags of a group.
     fn set_tags(&self, group: &str, tags: BTreeMap<String, String>) -> Result<()>;
+    /// Records the flow-log format (`${version} ${account-id} …`) of a group's events,
+    /// as the writer that knows it says (`None` forgets it); compactions from then on
+    /// give its records typed columns. Setting the format it has writes nothing.
+    fn set_flow_log_format(&self, group: &str, format: Option<&str>) -> Result<()>;
 
     /// Creates a log stream.
     fn create_stream(&self, group: &str, stream: &str, now: Millis) -> Result<()>;

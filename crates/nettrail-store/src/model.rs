@@ -45,6 +45,9 @@ pub struct GroupInfo {
     pub tags: BTreeMap<String, String>,
     /// Whether deletion protection is on.
     pub deletion_protection: bool,
+    /// The flow-log format its writers declared (see
+    /// [`LogStore::set_flow_log_format`](crate::LogStore::set_flow_log_format)).
+    pub flow_log_format: Option<String>,
 }
 
 /// A log stream as the store reports it.

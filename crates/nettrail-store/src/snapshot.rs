@@ -40,6 +40,8 @@ pub struct TierSnapshot {
     pub parts: Vec<PartFile>,
     /// Events before this are expired and never returned.
     pub retention_cutoff: Option<Millis>,
+    /// The flow-log format the group's writers declared, if any.
+    pub flow_log_format: Option<String>,
     pub(crate) tail: Vec<ScanBlock>,
     /// Keeps the parts' files from being deleted while the snapshot lives.
     pub(crate) _held: Vec<Arc<Part>>,

@@ -500,9 +500,22 @@ fn import_file(
         let group = options.log_group.clone();
         let object_key = object.checkpoint_key.clone();
         let version = object.size.to_string();
+        let spec = format.to_spec();
         runtime.spawn_blocking(move || -> Result<(u64, u64), String> {
             let handle = tokio::runtime::Handle::current();
             let (mut stored, mut expired) = (0, 0);
+            // The file's format, so the server gives its records typed columns (a
+            // no-op for the server when the group already has it).
+            let declared = handle.block_on(client.nettrail(
+                "SetFlowLogFormat",
+                &json!({ "logGroupName": group, "logFormat": spec }),
+            ));
+            match declared {
+                Ok(_) => {}
+                // A server from before the columnar tier.
+                Err(e) if e.code() == Some("UnknownOperationException") => {}
+                Err(e) => return Err(format!("the file's format was not declared: {e}")),
+            }
             for (number, part, last) in rx {
                 let body = part_body(&group, &object_key, &version, number, &part, last);
                 let answer = handle

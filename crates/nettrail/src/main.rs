@@ -224,6 +224,26 @@ enum LogsCommand {
     /// Print a log group's events, and with --follow the events that arrive after, in
     /// the formats of `aws logs tail`.
     Tail(TailArgs),
+    /// Declare the flow-log format of a log group's events (what `--log-format` wrote
+    /// them with), so the columnar tier stores records of a custom format as typed
+    /// columns. The agent and the importer declare it themselves; the default VPC and
+    /// Transit Gateway formats are recognised without it.
+    SetFlowLogFormat(SetFlowLogFormatArgs),
+}
+
+#[derive(clap::Args)]
+struct SetFlowLogFormatArgs {
+    /// The log group.
+    #[arg(long)]
+    log_group_name: String,
+    /// `${version} ${account-id} …`, as given to the flow log.
+    #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
+    log_format: Option<String>,
+    /// Forget the group's format.
+    #[arg(long)]
+    clear: bool,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(clap::Args)]
@@ -345,6 +365,7 @@ fn main() {
         Command::Serve(args) => serve(args),
         Command::Import(ImportCommand::S3(args)) => import_s3(args),
         Command::Logs(LogsCommand::Tail(args)) => logs_tail(args),
+        Command::Logs(LogsCommand::SetFlowLogFormat(args)) => set_flow_log_format(args),
         Command::Subscriptions(SubscriptionsCommand::Status(args)) => subscriptions_status(args),
         Command::Metrics(MetricsCommand::Get(args)) => metrics_get(args),
         Command::Metrics(MetricsCommand::List(args)) => metrics_list(args),
@@ -645,6 +666,21 @@ fn metrics_list(args: MetricsListArgs) -> Result<()> {
         println!("{answer}");
     } else {
         print!("{}", metrics::format_metrics(&answer));
+    }
+    Ok(())
+}
+
+fn set_flow_log_format(args: SetFlowLogFormatArgs) -> Result<()> {
+    let (client, runtime) = server_client(&args.server)?;
+    let answer = runtime.block_on(client.nettrail(
+        "SetFlowLogFormat",
+        &serde_json::json!({
+            "logGroupName": args.log_group_name,
+            "logFormat": args.log_format.unwrap_or_default(),
+        }),
+    ))?;
+    if args.server.json {
+        println!("{answer}");
     }
     Ok(())
 }

@@ -340,7 +340,8 @@ impl LogsSink {
     ) -> Result<LogsSink, SinkError> {
         Ok(LogsSink {
             shipper: LogShipper::new(client, group, spool_dir, spool_max_bytes, drain_timeout)
-                .map_err(|e| SinkError::Server(e.to_string()))?,
+                .map_err(|e| SinkError::Server(e.to_string()))?
+                .with_flow_log_format(&format),
             mapping: CloudWatchMapping::new(&format, traffic_type),
             format,
             interface_id: interface_id.to_owned(),

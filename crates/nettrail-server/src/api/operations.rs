@@ -161,6 +161,9 @@ const NETTRAIL: &[(&str, Handler)] = &[
     ("GetLakeTable", |api, body| {
         lake::get_lake_table(api, parse(body)?)
     }),
+    ("SetFlowLogFormat", |api, body| {
+        lake::set_flow_log_format(api, parse(body)?)
+    }),
     ("DescribeAlarms", |api, _| {
         metrics::describe_alarms(
             api.store.as_ref(),

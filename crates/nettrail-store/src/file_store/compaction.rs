@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use nettrail_columnar::detect::detect_layout;
 use nettrail_columnar::{write_part, PartEvent, PartSummary, WriteOptions};
+use nettrail_formats::flow::LogFormat;
 
 use crate::block;
 use crate::error::{Result, StoreError};
@@ -91,6 +92,8 @@ struct Plan {
     /// Live streams: name to id.
     stream_ids: HashMap<Arc<str>, u64>,
     cutoff: Option<Millis>,
+    /// The flow-log format the group's writers declared.
+    known_format: Option<LogFormat>,
 }
 
 fn plan(shared: &Shared, group_id: u64, now: Millis) -> Option<Plan> {
@@ -163,6 +166,12 @@ fn plan(shared: &Shared, group_id: u64, now: Millis) -> Option<Plan> {
             .map(|s| (Arc::clone(&s.name), s.id))
             .collect(),
         cutoff,
+        // Checked where it was declared; a format that no longer parses is only not
+        // used.
+        known_format: g
+            .flow_log_format
+            .as_deref()
+            .and_then(|f| LogFormat::parse(f).ok()),
     })
 }
 
@@ -317,7 +326,10 @@ fn write_hour_part(
     events: &mut [PartEvent],
 ) -> Result<PartMeta> {
     let config = &shared.config;
-    let layout = detect_layout(events.iter().map(|e| e.message.as_str()), None);
+    let layout = detect_layout(
+        events.iter().map(|e| e.message.as_str()),
+        plan.known_format.as_ref(),
+    );
     let service = if layout.flow_format().is_some() {
         "vpcflowlogs"
     } else {

@@ -48,12 +48,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use crate::block;
 use crate::cursors::CursorFile;
 use crate::error::{Result, StoreError};
-use crate::journal::{sync_dir, Journal, MetaRecord};
+use crate::journal::{sync_dir, MetaRecord};
 use crate::log_store::LogStore;
 use crate::metric_log::MetricLog;
 use crate::model::{
@@ -65,10 +64,10 @@ use crate::snapshot::TierSnapshot;
 
 pub use compaction::CompactionStats;
 pub use config::FileStoreConfig;
-use recovery::{highest_recorded_seq, recover_segments, remove_orphan_parts};
+use recovery::{reopen, Reopened};
 use retention::{run_sweeper, sweep};
 use shared::{now_ms, Shared};
-use state::{apply, replay_state, snapshot_records, CheckpointMark, Group, Stream};
+use state::{apply, CheckpointMark, Group, Stream};
 use writer::{WriteJob, Writer, WriterMsg};
 
 /// The embedded durable store. Cheap to clone; clones share one store.
@@ -109,43 +108,14 @@ impl FileStore {
             return Err(StoreError::Locked(dir));
         }
 
-        let journal_path = dir.join("meta.journal");
-        let mut state = replay_state(&Journal::replay(&journal_path)?, &groups_dir);
-
-        let started = Instant::now();
-        let recovered = recover_segments(&mut state, &groups_dir)?;
-        remove_orphan_parts(&state, &dir)?;
-        // Sequence numbers continue past every one handed out before, even those whose
-        // blocks retention has deleted since: cursors and checkpoints point at them.
-        let (highest_recorded, cursor_files) = highest_recorded_seq(&state)?;
-        let metrics = MetricLog::open(
-            &dir.join("metrics.journal"),
-            i64::try_from(config.metric_retention.as_millis()).unwrap_or(i64::MAX),
-            config.max_metric_series,
-            &state.group_names.keys().copied().collect(),
-            now_ms(),
-        )?;
-        let next_seq = recovered
-            .next_seq
-            .max(state.seq_floor)
-            .max(highest_recorded + 1)
-            .max(metrics.highest_cursor() + 1);
-        state.seq_floor = next_seq;
-        state.published_seq = next_seq - 1;
-        state.segment_floor = state.segment_floor.max(recovered.next_segment_id);
-        // Rewritten after recovery, so the snapshot keeps what recovery learned
-        // (checkpoints from checkpoint blocks, the sequence floor).
-        let journal = Journal::rewrite(&journal_path, &snapshot_records(&state))?;
-        state.mark_checkpoints_journaled();
+        let Reopened {
+            state,
+            journal,
+            cursor_files,
+            metrics,
+            next_seq,
+        } = reopen(&config, &groups_dir)?;
         let next_segment_id = state.segment_floor;
-        tracing::info!(
-            dir = %dir.display(),
-            groups = state.groups.len(),
-            blocks = recovered.blocks,
-            bytes = recovered.bytes,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "store opened"
-        );
 
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let shared = Arc::new(Shared {
@@ -445,6 +415,18 @@ impl LogStore for FileStore {
     fn set_tags(&self, group: &str, tags: BTreeMap<String, String>) -> Result<()> {
         let id = self.with_group(group, |g| g.id)?;
         self.mutate(MetaRecord::SetTags { group: id, tags })
+    }
+
+    fn set_flow_log_format(&self, group: &str, format: Option<&str>) -> Result<()> {
+        let (id, unchanged) =
+            self.with_group(group, |g| (g.id, g.flow_log_format.as_deref() == format))?;
+        if unchanged {
+            return Ok(());
+        }
+        self.mutate(MetaRecord::SetFlowLogFormat {
+            group: id,
+            format: format.map(str::to_owned),
+        })
     }
 
     fn create_stream(&self, group: &str, stream: &str, now: Millis) -> Result<()> {

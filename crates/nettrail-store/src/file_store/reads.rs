@@ -356,6 +356,7 @@ pub(super) fn tier_snapshot(shared: &Shared, group: &str) -> Result<TierSnapshot
         group: g.name.clone(),
         parts,
         retention_cutoff: g.cutoff(now_ms()),
+        flow_log_format: g.flow_log_format.clone(),
         tail,
         _held: held,
     })

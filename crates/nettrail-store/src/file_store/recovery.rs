@@ -3,7 +3,8 @@
 //! crash in the middle of a write leaves, is cut off; a damaged block followed by valid
 //! ones is skipped and reported; the stream block index is rebuilt; import checkpoint
 //! blocks are taken back into the state; and the next sequence number is found past
-//! every one handed out before (blocks, cursors, checkpoints).
+//! every one handed out before (blocks, cursors, checkpoints). [`reopen`] does it all
+//! and rewrites the journal; the handle (`mod.rs`) then starts its threads.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -16,7 +17,72 @@ use crate::cursors::CursorFile;
 use crate::error::{Result, StoreError};
 use crate::segment::{BlockRef, Segment, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 
-use super::state::{CheckpointMark, State};
+use super::config::FileStoreConfig;
+use super::shared::now_ms;
+use super::state::{replay_state, snapshot_records, CheckpointMark, State};
+use crate::journal::Journal;
+use crate::metric_log::MetricLog;
+
+/// What opening a data directory rebuilt, for the handle to start from.
+pub(super) struct Reopened {
+    pub(super) state: State,
+    /// The journal, rewritten as a snapshot of `state`.
+    pub(super) journal: Journal,
+    pub(super) cursor_files: HashMap<u64, CursorFile>,
+    pub(super) metrics: MetricLog,
+    /// The next event sequence number.
+    pub(super) next_seq: u64,
+}
+
+/// Replays the metadata journal, verifies every segment (cutting torn tails), deletes
+/// orphan parts, opens the metric log and rewrites the journal as a snapshot of what it
+/// all says.
+pub(super) fn reopen(config: &FileStoreConfig, groups_dir: &Path) -> Result<Reopened> {
+    let dir = &config.dir;
+    let journal_path = dir.join("meta.journal");
+    let mut state = replay_state(&Journal::replay(&journal_path)?, groups_dir);
+
+    let started = std::time::Instant::now();
+    let recovered = recover_segments(&mut state, groups_dir)?;
+    remove_orphan_parts(&state, dir)?;
+    // Sequence numbers continue past every one handed out before, even those whose
+    // blocks retention has deleted since: cursors and checkpoints point at them.
+    let (highest_recorded, cursor_files) = highest_recorded_seq(&state)?;
+    let metrics = MetricLog::open(
+        &dir.join("metrics.journal"),
+        i64::try_from(config.metric_retention.as_millis()).unwrap_or(i64::MAX),
+        config.max_metric_series,
+        &state.group_names.keys().copied().collect(),
+        now_ms(),
+    )?;
+    let next_seq = recovered
+        .next_seq
+        .max(state.seq_floor)
+        .max(highest_recorded + 1)
+        .max(metrics.highest_cursor() + 1);
+    state.seq_floor = next_seq;
+    state.published_seq = next_seq - 1;
+    state.segment_floor = state.segment_floor.max(recovered.next_segment_id);
+    // Rewritten after recovery, so the snapshot keeps what recovery learned
+    // (checkpoints from checkpoint blocks, the sequence floor).
+    let journal = Journal::rewrite(&journal_path, &snapshot_records(&state))?;
+    state.mark_checkpoints_journaled();
+    tracing::info!(
+        dir = %dir.display(),
+        groups = state.groups.len(),
+        blocks = recovered.blocks,
+        bytes = recovered.bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "store opened"
+    );
+    Ok(Reopened {
+        state,
+        journal,
+        cursor_files,
+        metrics,
+        next_seq,
+    })
+}
 
 /// The highest sequence number a cursor or an import checkpoint of any group refers to.
 /// Also returns every group's cursor file, read once here and kept as the store's cache.

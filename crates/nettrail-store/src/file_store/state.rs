@@ -100,6 +100,8 @@ pub(super) struct Group {
     pub(super) kms_key_id: Option<String>,
     pub(super) tags: BTreeMap<String, String>,
     pub(super) deletion_protection: bool,
+    /// The flow-log format its writers declared, if any.
+    pub(super) flow_log_format: Option<String>,
     pub(super) streams: BTreeMap<String, Stream>,
     pub(super) stream_names: HashMap<u64, String>,
     /// Import checkpoints by source, then object.
@@ -194,6 +196,7 @@ impl Group {
             kms_key_id: self.kms_key_id.clone(),
             tags: self.tags.clone(),
             deletion_protection: self.deletion_protection,
+            flow_log_format: self.flow_log_format.clone(),
         }
     }
 }
@@ -309,6 +312,7 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     kms_key_id: kms_key_id.clone(),
                     tags: tags.clone(),
                     deletion_protection: *deletion_protection,
+                    flow_log_format: None,
                     streams: BTreeMap::new(),
                     stream_names: HashMap::new(),
                     imports: BTreeMap::new(),
@@ -368,6 +372,11 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
         MetaRecord::SetTags { group, tags } => {
             if let Some(g) = state.group_mut(*group) {
                 g.tags = tags.clone();
+            }
+        }
+        MetaRecord::SetFlowLogFormat { group, format } => {
+            if let Some(g) = state.group_mut(*group) {
+                g.flow_log_format = format.clone();
             }
         }
         MetaRecord::PutSubscriptionFilter { group, filter } => {
@@ -519,6 +528,12 @@ pub(super) fn snapshot_records(state: &State) -> Vec<MetaRecord> {
             records.push(MetaRecord::SetRetention {
                 group: g.id,
                 days: g.retention_days,
+            });
+        }
+        if g.flow_log_format.is_some() {
+            records.push(MetaRecord::SetFlowLogFormat {
+                group: g.id,
+                format: g.flow_log_format.clone(),
             });
         }
         for s in g.streams.values() {

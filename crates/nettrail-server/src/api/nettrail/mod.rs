@@ -3,7 +3,8 @@
 //! - `imports.rs`: ImportLogEvents and GetImportCheckpoints, for what AWS already wrote;
 //! - `status.rs`: GetSubscriptionStatus;
 //! - `metrics.rs`: GetMetricStatistics, ListMetrics and DescribeAlarms;
-//! - `lake.rs`: GetLakeTable (where a group's parts are, and their DDL);
+//! - `lake.rs`: GetLakeTable (where a group's parts are, and their DDL) and
+//!   SetFlowLogFormat (the flow-log format of a group's events);
 //! - `prometheus.rs`: the `GET /metrics` page.
 
 pub(crate) mod imports;
