@@ -111,7 +111,7 @@ duck.execute(
     "hive_partitioning = true, hive_types_autocast = false)"
 )
 # An ENI of middling activity: the 200th busiest.
-eni = duck.execute("SELECT interface_id FROM flows GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1 OFFSET 200").fetchone()[0]
+eni = duck.sql("SELECT interface_id FROM flows GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1 OFFSET 200").fetchall()[0][0]
 h13 = 1_718_064_000 + 13 * 3600
 fill = lambda q, t: q.format(t=t, eni=eni, h13=h13)
 
@@ -133,13 +133,24 @@ def nettrail_once(sql):
 
 def duck_once(sql):
     started = time.perf_counter()
-    result = duck.execute(sql).fetch_arrow_table()
+    result = duck.sql(sql).to_arrow_table()
     return time.perf_counter() - started, result.num_rows
 
 
 def median_ms(run, sql):
     run(sql)  # warm-up
     return statistics.median(run(sql)[0] for _ in range(5)) * 1000
+
+
+def engine_ms(sql):
+    """The server's own time for the query (EngineExecutionTimeInMillis, whole ms):
+    without the HTTP round trips of starting and polling."""
+    times = []
+    for _ in range(5):
+        _, qid = nettrail_once(sql)
+        stats = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]["Statistics"]
+        times.append(stats["EngineExecutionTimeInMillis"])
+    return statistics.median(times)
 
 
 def result_rows(qid):
@@ -151,8 +162,8 @@ def result_rows(qid):
 
 cpu_before = open(f"/proc/{server_pid}/stat").read().split()
 print(f"\n16 queries, median of 5 after a warm-up (ms); nettrail = Athena API on the server, DuckDB in process; 2 threads each")
-print(f"{'query':30}{'rows':>8}{'nettrail':>10}{'DuckDB':>9}{'ratio':>8}")
-ratios = []
+print(f"{'query':30}{'rows':>8}{'nettrail':>10}{'DuckDB':>9}{'ratio':>8}{'engine ms':>11}{'ratio':>8}")
+ratios, engine_ratios = [], []
 for name, query in QUERIES.items():
     ours = median_ms(nettrail_once, fill(query, "bench_flows"))
     theirs = median_ms(duck_once, fill(query, "flows"))
@@ -160,7 +171,10 @@ for name, query in QUERIES.items():
     rows = result_rows(qid)
     _, duck_rows = duck_once(fill(query, "flows"))
     assert rows == duck_rows, (name, rows, duck_rows)
+    engine = engine_ms(fill(query, "bench_flows"))
     ratios.append(ours / theirs)
-    print(f"{name:30}{rows:8,}{ours:10.1f}{theirs:9.1f}{ours / theirs:8.2f}")
-geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-print(f"{'geometric mean nettrail/DuckDB':46}{'':8}{geo:9.2f}   (goal <= 1.0)")
+    engine_ratios.append(max(engine, 0.5) / theirs)
+    print(f"{name:30}{rows:8,}{ours:10.1f}{theirs:9.1f}{ours / theirs:8.2f}{engine:11.0f}{engine_ratios[-1]:8.2f}")
+geo = lambda rs: math.exp(sum(math.log(r) for r in rs) / len(rs))
+print(f"{'geometric mean nettrail/DuckDB':57}{geo(ratios):8.2f}{'':11}{geo(engine_ratios):8.2f}   (goal <= 1.0)")
+print("(ratio: wall time through the API; engine: the server's own time, whole ms, 0 counted as 0.5)")

@@ -1,6 +1,6 @@
 //! Reading a part back as events.
 //!
-//! A read goes row group by row group (row groups are in key order, so a read that
+//! A read goes row group by row group (row groups are in time order, so a read that
 //! has filled its page stops at the next row group), batch by batch within one. A
 //! [`PartBatch`] gives each row's key and stream without building its message, so a
 //! caller skips the rows it does not want before paying for the text; the message of
@@ -67,7 +67,7 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
         &self.layout
     }
 
-    /// Row groups in the part, in key order.
+    /// Row groups in the part, in time order.
     pub fn row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
     }
@@ -98,6 +98,82 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
             .map(|(lo, hi)| (lo.max(0) as u64, hi.max(0) as u64))
     }
 
+    /// The columns a message's text may come from as is: the text columns other than
+    /// the key columns (one Parquet leaf each).
+    fn text_columns(&self) -> Vec<usize> {
+        self.metadata
+            .schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.data_type() == &DataType::Utf8 && !KEY_COLUMNS.contains(&f.name().as_str())
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Compressed bytes of `row_group`'s column chunks: all of them, or only those
+    /// [`may_contain`](Self::may_contain) reads.
+    pub fn row_group_bytes(&self, row_group: usize, text_only: bool) -> u64 {
+        let rg = self.metadata.metadata().row_group(row_group);
+        let columns: Vec<usize> = if text_only {
+            self.text_columns()
+        } else {
+            (0..rg.num_columns()).collect()
+        };
+        columns
+            .into_iter()
+            .map(|c| rg.column(c).compressed_size().max(0) as u64)
+            .sum()
+    }
+
+    /// Whether a row of `row_group` may have a message that contains every one of
+    /// `needles`; false only when certain. For a flow layout, a needle that only text
+    /// can hold (see [`decidable_by_text_columns`]) is looked for in the row group's
+    /// text columns (the flow fields that are strings, and `message`), which are a small
+    /// share of its bytes; other needles and other layouts always may.
+    pub fn may_contain(&self, row_group: usize, needles: &[String]) -> Result<bool, PartError> {
+        if !matches!(self.layout, PartLayout::Flow(_)) {
+            return Ok(true);
+        }
+        let mut missing: Vec<memchr::memmem::Finder<'_>> = needles
+            .iter()
+            .filter(|n| decidable_by_text_columns(n))
+            .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.input.clone(),
+            self.metadata.clone(),
+        )
+        .with_row_groups(vec![row_group])
+        .with_projection(ProjectionMask::roots(
+            self.metadata.parquet_schema(),
+            self.text_columns(),
+        ))
+        .with_batch_size(READ_BATCH_ROWS * 8)
+        .build()?;
+        for batch in reader {
+            let batch = batch?;
+            for column in batch.columns() {
+                let text = column.as_string::<i32>();
+                let offsets = text.value_offsets();
+                let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+                // The values back to back: a needle found across two values is a false
+                // "may", never a missed one.
+                let values = &text.value_data()[first..last];
+                missing.retain(|needle| needle.find(values).is_none());
+                if missing.is_empty() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// The batches of `row_group`; only the key columns when `keys_only`.
     pub fn read_row_group(
         &self,
@@ -121,6 +197,15 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
         let layout = self.layout.clone();
         Ok(reader.map(move |batch| PartBatch::new(batch?, &layout, keys_only)))
     }
+}
+
+/// Whether a needle can be looked for in text columns alone: it has no space (so it
+/// lies within one field of a regenerated message) and a character no number has (so
+/// no integer field, nor a null field's `-`, holds it).
+fn decidable_by_text_columns(needle: &str) -> bool {
+    !needle.is_empty()
+        && !needle.contains(' ')
+        && needle.bytes().any(|b| !b.is_ascii_digit() && b != b'-')
 }
 
 /// A typed flow column of a batch.

@@ -208,6 +208,22 @@ impl FilterPattern {
         }
     }
 
+    /// Substrings that every event the pattern matches contains (case-sensitive): a
+    /// hint that lets a store skip data holding none of one of them. Empty when the
+    /// pattern promises none (JSON patterns are left out: an escape such as `\u0041`
+    /// spells a string differently in the text).
+    pub fn required_substrings(&self) -> Vec<String> {
+        match &self.compiled {
+            Compiled::Terms(t) => t.required_texts(),
+            Compiled::Delimited(d) => {
+                let mut literals = Vec::new();
+                d.required_literals(&mut literals);
+                literals
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether an event message matches.
     pub fn matches(&self, event: &str) -> bool {
         if self.prefilter.rejects(event) {
@@ -319,6 +335,30 @@ fn check_regexes(count: usize) -> Result<(), PatternError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn required_substrings_are_what_every_match_contains() {
+        let cases: [(&str, &[&str]); 7] = [
+            ("ERROR \"disk full\" -debug", &["ERROR", "disk full"]),
+            ("?a ?b", &[]),
+            ("", &[]),
+            ("%fail[a-z]*%", &[]),
+            ("{ $.user = \"alice\" }", &[]),
+            (
+                "[v, a, e, s, d, sp, dp=\"22\", p=6, pk, b, st, en, action=REJECT, ls]",
+                &["22", "REJECT"],
+            ),
+            ("[a=x || a=y, b]", &[]),
+        ];
+        for (source, expected) in cases {
+            let pattern = FilterPattern::parse(source).unwrap();
+            let mut found = pattern.required_substrings();
+            found.sort();
+            let mut expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            expected.sort();
+            assert_eq!(found, expected, "{source}");
+        }
+    }
 
     #[test]
     fn the_prefilter_never_hides_a_match_spelled_with_escapes() {

@@ -124,6 +124,15 @@ impl TermPattern {
         }
     }
 
+    /// The terms every matching event contains (the required ones that are not blank).
+    pub(crate) fn required_texts(&self) -> Vec<String> {
+        self.terms
+            .iter()
+            .filter(|t| t.kind == TermKind::Required && !t.text.trim().is_empty())
+            .map(|t| t.text.clone())
+            .collect()
+    }
+
     /// Whether the event matches: substring tests, case-sensitive.
     pub fn matches(&self, event: &str) -> bool {
         let hay = event.as_bytes();

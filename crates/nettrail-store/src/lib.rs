@@ -55,8 +55,9 @@ pub use log_store::LogStore;
 pub use model::{
     policy_key, AppendAck, Backlog, CommittedPage, Direction, EventKey, GroupInfo,
     ImportCheckpoint, MetricCommit, MetricFilter, MetricId, MetricPoint, MetricTransformationDef,
-    Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanPage, ScanRequest,
-    ScanStats, ScannedEvent, StoreCounters, StreamInfo, StreamSelector, SubscriptionFilter,
+    Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanHint, ScanPage,
+    ScanRequest, ScanStats, ScannedEvent, StoreCounters, StreamInfo, StreamSelector,
+    SubscriptionFilter,
 };
 pub use parts::{lake_folder, readable_name};
 pub use snapshot::{PartFile, TierSnapshot};

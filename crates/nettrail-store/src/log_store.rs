@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::model::{
     AppendAck, Backlog, CommittedPage, GroupInfo, ImportCheckpoint, MetricCommit, MetricFilter,
     MetricId, MetricPoint, Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy,
-    ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
+    ScanHint, ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
 };
 use crate::snapshot::TierSnapshot;
 
@@ -74,6 +74,18 @@ pub trait LogStore: Send + Sync {
         filter: &dyn Fn(&str) -> bool,
         limit: PageLimit,
     ) -> Result<ScanPage>;
+    /// [`scan`](Self::scan) told what `filter` admits (see [`ScanHint`]), so it may skip
+    /// data that holds no such event; the page is the same.
+    fn scan_with_hint(
+        &self,
+        request: &ScanRequest,
+        filter: &dyn Fn(&str) -> bool,
+        hint: &ScanHint,
+        limit: PageLimit,
+    ) -> Result<ScanPage> {
+        let _ = hint;
+        self.scan(request, filter, limit)
+    }
 
     /// The import checkpoints of `source` in `group`, by object.
     fn import_checkpoints(

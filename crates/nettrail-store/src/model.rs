@@ -204,6 +204,14 @@ pub struct ScanRequest {
     pub direction: Direction,
 }
 
+/// What a scan may assume about its filter, so that it can skip data the filter
+/// admits nothing of (the columnar tier skips row groups).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanHint {
+    /// Every event the filter admits contains each of these (case-sensitive).
+    pub must_contain: Vec<String>,
+}
+
 /// What a scan did, for diagnostics and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanStats {
@@ -217,6 +225,12 @@ pub struct ScanStats {
     pub parts_total: u64,
     /// Row groups of parts decoded.
     pub row_groups_read: u64,
+    /// Row groups of parts left out because the [`ScanHint`] says none of their rows
+    /// can match (their text columns were read to tell).
+    pub row_groups_skipped: u64,
+    /// Compressed bytes of parts' column chunks read (whole row groups, or the text
+    /// columns of skipped ones).
+    pub part_bytes_read: u64,
 }
 
 /// How far the import of one source object (a file of a bucket, say) into a log group

@@ -11,8 +11,8 @@
 //! page is not read. Memory is bounded by the page, whatever the data.
 //!
 //! Parts of the columnar tier are sources beside the blocks: a part is read row group
-//! by row group (in key order, so a forward read stops inside a part once it is past
-//! a full page), one batch decoded at a time.
+//! by row group (in time order, so a forward read stops inside a part at the first
+//! timestamp past a full page), one batch decoded at a time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -21,7 +21,8 @@ use std::sync::Arc;
 use crate::block;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Direction, EventKey, Millis, PageLimit, ScanPage, ScanRequest, ScanStats, ScannedEvent,
+    Direction, EventKey, Millis, PageLimit, ScanHint, ScanPage, ScanRequest, ScanStats,
+    ScannedEvent,
 };
 use crate::parts::Part;
 use crate::segment::{read_block, BlockRef};
@@ -215,6 +216,7 @@ pub(crate) fn scan_page(
     request: &ScanRequest,
     retention_cutoff: Option<Millis>,
     filter: &dyn Fn(&str) -> bool,
+    hint: &ScanHint,
     limit: &PageLimit,
 ) -> Result<ScanPage> {
     let bounds = Bounds {
@@ -266,7 +268,7 @@ pub(crate) fn scan_page(
                 read_block_into(&block, &bounds, filter, &mut page, &mut stats)?
             }
             ScanSource::Part(part) => {
-                read_part_into(&part, &bounds, filter, &mut page, &mut stats)?
+                read_part_into(&part, &bounds, filter, hint, &mut page, &mut stats)?
             }
         }
     }
@@ -339,6 +341,7 @@ fn read_part_into(
     candidate: &ScanPart,
     bounds: &Bounds,
     filter: &dyn Fn(&str) -> bool,
+    hint: &ScanHint,
     page: &mut Page<'_>,
     stats: &mut ScanStats,
 ) -> Result<()> {
@@ -374,7 +377,17 @@ fn read_part_into(
             page.more = true;
             break;
         }
+        if !hint.must_contain.is_empty()
+            && !reader
+                .may_contain(row_group, &hint.must_contain)
+                .map_err(bad)?
+        {
+            stats.row_groups_skipped += 1;
+            stats.part_bytes_read += reader.row_group_bytes(row_group, true);
+            continue;
+        }
         stats.row_groups_read += 1;
+        stats.part_bytes_read += reader.row_group_bytes(row_group, false);
         for batch in reader.read_row_group(row_group, false).map_err(bad)? {
             let batch = batch.map_err(bad)?;
             for i in 0..batch.len() {
@@ -386,8 +399,18 @@ fn read_part_into(
                     continue;
                 }
                 let rank = Rank::of(key, direction);
-                if direction == Direction::Forward && page.cutoff().is_some_and(|cut| rank > cut) {
-                    // Rows are in key order: the rest of the part ranks later still.
+                let earliest_at_this_time = Rank::of(
+                    EventKey {
+                        timestamp: key.timestamp,
+                        seq: 0,
+                    },
+                    direction,
+                );
+                if direction == Direction::Forward
+                    && page.cutoff().is_some_and(|cut| earliest_at_this_time > cut)
+                {
+                    // Rows are in time order (within a timestamp, not in sequence
+                    // order): the rest of the part ranks later still.
                     page.more = true;
                     break 'row_groups;
                 }

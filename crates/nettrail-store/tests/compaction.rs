@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use nettrail_store::{
     Direction, EventKey, FileStore, FileStoreConfig, ImportCheckpoint, LogStore, NewEvent,
-    NewGroup, PageLimit, ScanRequest, StreamSelector,
+    NewGroup, PageLimit, ScanHint, ScanRequest, StreamSelector,
 };
 
 const HOUR: i64 = 3_600_000;
@@ -544,4 +544,90 @@ fn a_declared_custom_format_gives_typed_columns_and_survives_reopening() {
     assert_eq!(answers(&store, "/declared", base), before);
     store.set_flow_log_format("/declared", None).unwrap();
     assert_eq!(store.group("/declared").unwrap().flow_log_format, None);
+}
+
+#[test]
+fn a_hint_skips_row_groups_that_cannot_match_and_changes_no_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = (now() - 5 * HOUR) / HOUR * HOUR;
+    let store = open(dir.path());
+    create(&store, "/vpc/flows", &["a", "b"]);
+    write(&store, "/vpc/flows", &["a", "b"], 200, base, 0);
+    store.compact(true).unwrap();
+    let request = ScanRequest {
+        group: "/vpc/flows".into(),
+        streams: StreamSelector::All,
+        start_time: None,
+        end_time: None,
+        from: None,
+        direction: Direction::Forward,
+    };
+    let scan = |needles: &[&str]| {
+        let hint = ScanHint {
+            must_contain: needles.iter().map(|n| n.to_string()).collect(),
+        };
+        let filter = |m: &str| hint.must_contain.iter().all(|n| m.contains(n.as_str()));
+        store
+            .scan_with_hint(&request, &filter, &hint, PageLimit::UNLIMITED)
+            .unwrap()
+    };
+    let without_hint = |needles: &[&str]| {
+        let filter = |m: &str| needles.iter().all(|n| m.contains(n));
+        store.scan(&request, &filter, PageLimit::UNLIMITED).unwrap()
+    };
+    // Absent from every field: every row group is left out after reading its text
+    // columns only.
+    let absent = scan(&["203.0.113.77"]);
+    assert!(absent.events.is_empty());
+    assert_eq!(absent.stats.row_groups_read, 0);
+    assert!(absent.stats.row_groups_skipped > 0);
+    // Present, in text columns, in integer columns, in the raw messages of lines that
+    // are not flow records, spanning fields: the same page with and without the hint.
+    for needles in [
+        &["REJECT"][..],
+        &["10.0.3.", "ACCEPT"],
+        &["4004"],
+        &["not a flow record"],
+        &["22 6"],
+        &["eni-", "REJECT", "172.31.16.21"],
+    ] {
+        let hinted = scan(needles);
+        let plain = without_hint(needles);
+        let keys = |p: &nettrail_store::ScanPage| -> Vec<EventKey> {
+            p.events.iter().map(|e| e.key).collect()
+        };
+        assert!(!plain.events.is_empty(), "{needles:?}");
+        assert_eq!(keys(&hinted), keys(&plain), "{needles:?}");
+    }
+}
+
+#[test]
+fn full_parts_are_not_rewritten_by_later_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = (now() - 5 * HOUR) / HOUR * HOUR;
+    let mut config = config(dir.path());
+    config.part_merge_max_rows = 50;
+    let store = FileStore::open(config).unwrap();
+    let streams = ["a", "b", "c"];
+    create(&store, "/vpc/flows", &streams);
+    write(&store, "/vpc/flows", &streams, 120, base, 0);
+    let stats = store.compact(true).unwrap();
+    assert_eq!(stats.parts_written, 3, "{stats:?}");
+    // Each hour's part has ~120 rows, past the merge limit: new events of those hours
+    // go into new parts beside them.
+    write(&store, "/vpc/flows", &streams, 30, base, 5);
+    let before = answers(&store, "/vpc/flows", base);
+    let stats = store.compact(true).unwrap();
+    assert_eq!(stats.parts_removed, 0, "{stats:?}");
+    assert_eq!(stats.events_written, 90);
+    assert_eq!(files_under(&dir.path().join("lake"), ".parquet").len(), 6);
+    assert_eq!(answers(&store, "/vpc/flows", base), before);
+    // The small new parts take the next events of their hours.
+    write(&store, "/vpc/flows", &streams, 3, base, 9);
+    let stats = store.compact(true).unwrap();
+    assert!(
+        stats.parts_removed >= 1 && stats.parts_removed == stats.parts_written,
+        "{stats:?}"
+    );
+    assert_eq!(files_under(&dir.path().join("lake"), ".parquet").len(), 6);
 }

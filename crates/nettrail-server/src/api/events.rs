@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use nettrail_store::{
-    Direction, EventKey, NewEvent, PageLimit, ScanRequest, ScannedEvent, StreamSelector,
+    Direction, EventKey, NewEvent, PageLimit, ScanHint, ScanRequest, ScannedEvent, StreamSelector,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -369,9 +369,13 @@ pub(crate) fn filter_log_events(api: &ApiContext, req: FilterLogEventsRequest) -
         from,
         direction: Direction::Forward,
     };
-    let page = api.store.scan(
+    let hint = ScanHint {
+        must_contain: pattern.required_substrings(),
+    };
+    let page = api.store.scan_with_hint(
         &scan,
         &|message| pattern.matches(message),
+        &hint,
         response_page_limit(limit),
     )?;
     let stats = page.stats;
@@ -398,6 +402,9 @@ pub(crate) fn filter_log_events(api: &ApiContext, req: FilterLogEventsRequest) -
         blocks_total = stats.blocks_total,
         blocks_read = stats.blocks_read,
         bytes_decompressed = stats.bytes_decompressed,
+        row_groups_read = stats.row_groups_read,
+        row_groups_skipped = stats.row_groups_skipped,
+        part_bytes_read = stats.part_bytes_read,
         events = events.len(),
         "filter log events scanned"
     );

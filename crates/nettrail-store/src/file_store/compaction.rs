@@ -1,12 +1,15 @@
-//! Compaction: sealed segments of a group become columnar parts, one per hour of
-//! event time, and a part of an hour that already has one is merged with it.
+//! Compaction: sealed segments of a group become columnar parts by hour of event time;
+//! new events of an hour are merged with its small part (fewer rows than
+//! `part_merge_max_rows`), so a quiet hour is one part and a busy one a few large
+//! parts, and no compaction rewrites more than the small part it grows.
 //!
 //! One compaction of a group, on the sweeper thread:
 //! 1. plan, under the state's read lock: the sealed segments to take (up to
 //!    `compaction_max_bytes`), the blocks of live streams in them, the group's parts,
 //!    its retention cutoff;
 //! 2. read the blocks' unexpired events into buckets by hour; for every bucket, read
-//!    the hour's existing parts back into it and write one new part (a temporary
+//!    the hour's small parts (all of them if retention rewrites the hour) back into
+//!    it and write one new part (a temporary
 //!    file, fsynced, renamed into AWS's Hive layout, the folder fsynced);
 //! 3. commit, under the journal lock: one [`MetaRecord::Compact`] naming the retired
 //!    segments, the replaced and expired parts and the new parts, applied to the
@@ -219,7 +222,13 @@ pub(super) fn compact_group(
     let mut removed = plan.expired_parts.clone();
     let mut written_paths = Vec::new();
     for (hour, mut events) in buckets {
+        // New events join the hour's small parts; full ones stay as they are, unless
+        // the hour is being rewritten for retention.
+        let rewrite_all = plan.shrinking_hours.contains(&hour);
         for candidate in plan.parts_by_hour.get(&hour).into_iter().flatten() {
+            if !rewrite_all && candidate.part.meta.rows >= shared.config.part_merge_max_rows {
+                continue;
+            }
             read_part_events(candidate, plan.cutoff, &mut events)?;
             removed.push(candidate.part.meta.id);
         }

@@ -33,6 +33,10 @@ pub struct FileStoreConfig {
     /// Segment bytes one compaction of a group takes at most (at least one segment):
     /// its events are held in memory while their parts are written.
     pub compaction_max_bytes: u64,
+    /// A part with at least this many rows is not merged again: a busy hour becomes
+    /// several parts, and a compaction rewrites only the hour's small part with what is
+    /// new (merging everything would rewrite the whole hour every time).
+    pub part_merge_max_rows: u64,
     /// The account id in the parts' Hive paths (`aws-account-id=`).
     pub lake_account_id: String,
     /// The region in the parts' Hive paths (`aws-region=`).
@@ -55,6 +59,7 @@ impl FileStoreConfig {
             part_zstd_level: 3,
             part_row_group_rows: 1 << 20,
             compaction_max_bytes: 64 << 20,
+            part_merge_max_rows: 1 << 20,
             lake_account_id: "123456789012".into(),
             lake_region: "us-east-1".into(),
         }

@@ -58,7 +58,7 @@ use crate::metric_log::MetricLog;
 use crate::model::{
     AppendAck, Backlog, CommittedPage, GroupInfo, ImportCheckpoint, MetricCommit, MetricFilter,
     MetricId, MetricPoint, Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy,
-    ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
+    ScanHint, ScanPage, ScanRequest, StoreCounters, StreamInfo, SubscriptionFilter,
 };
 use crate::snapshot::TierSnapshot;
 
@@ -526,7 +526,23 @@ impl LogStore for FileStore {
         filter: &dyn Fn(&str) -> bool,
         limit: PageLimit,
     ) -> Result<ScanPage> {
-        reads::scan(&self.inner.shared, request, filter, limit)
+        reads::scan(
+            &self.inner.shared,
+            request,
+            filter,
+            &ScanHint::default(),
+            limit,
+        )
+    }
+
+    fn scan_with_hint(
+        &self,
+        request: &ScanRequest,
+        filter: &dyn Fn(&str) -> bool,
+        hint: &ScanHint,
+        limit: PageLimit,
+    ) -> Result<ScanPage> {
+        reads::scan(&self.inner.shared, request, filter, hint, limit)
     }
 
     fn import_checkpoints(

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use crate::block;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Backlog, CommittedPage, EventKey, Millis, PageLimit, ScanPage, ScanRequest, ScannedEvent,
-    StreamSelector,
+    Backlog, CommittedPage, EventKey, Millis, PageLimit, ScanHint, ScanPage, ScanRequest,
+    ScannedEvent, StreamSelector,
 };
 use crate::parts::Part;
 use crate::scan::{scan_page, ScanBlock, ScanPart, ScanSource};
@@ -30,6 +30,7 @@ pub(super) fn scan(
     shared: &Shared,
     request: &ScanRequest,
     filter: &dyn Fn(&str) -> bool,
+    hint: &ScanHint,
     limit: PageLimit,
 ) -> Result<ScanPage> {
     let (sources, cutoff) = {
@@ -60,7 +61,7 @@ pub(super) fn scan(
         }
         (sources, g.cutoff(now_ms()))
     };
-    scan_page(sources, request, cutoff, filter, &limit)
+    scan_page(sources, request, cutoff, filter, hint, &limit)
 }
 
 /// The events of `group` committed after sequence `after`, in commit order, up to
