@@ -10,8 +10,7 @@
 //!   Parquet types (`-` is null), and keeps `message` only for the rare event whose
 //!   text cannot be regenerated from its columns byte for byte; any other part keeps
 //!   `message` for every event.
-//! - [`write`]: events to a part, in time order (flow records of one timestamp grouped
-//!   by interface and addresses), with the
+//! - [`write`]: events to a part, in key order (timestamp, then sequence), with the
 //!   writer settings measured in `../shared/specs/flow-analytics.md` (zstd, dictionaries,
 //!   page indexes, bloom filters on address columns, large row groups).
 //! - [`read`]: a part back to events, row group by row group, the message of a typed

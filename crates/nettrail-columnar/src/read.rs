@@ -1,6 +1,6 @@
 //! Reading a part back as events.
 //!
-//! A read goes row group by row group (row groups are in time order, so a read that
+//! A read goes row group by row group (row groups are in key order, so a read that
 //! has filled its page stops at the next row group), batch by batch within one. A
 //! [`PartBatch`] gives each row's key and stream without building its message, so a
 //! caller skips the rows it does not want before paying for the text; the message of
@@ -67,7 +67,7 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
         &self.layout
     }
 
-    /// Row groups in the part, in time order.
+    /// Row groups in the part, in key order.
     pub fn row_groups(&self) -> usize {
         self.metadata.metadata().num_row_groups()
     }

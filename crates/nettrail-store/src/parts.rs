@@ -1,7 +1,7 @@
 //! The columnar tier's units: parts, their catalog entries, and reading them.
 //!
 //! A part is a Parquet file (see the `nettrail-columnar` crate) holding the events of
-//! one log group and one hour of event time, in time order. Its [`PartMeta`] is the
+//! one log group and one hour of event time, in key order. Its [`PartMeta`] is the
 //! catalog entry the metadata journal keeps: the file, its time, sequence and key
 //! ranges, rows, bytes and what each stream contributed, so that planning a read never
 //! lists a directory and stream statistics survive without the rows they came from.

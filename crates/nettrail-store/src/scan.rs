@@ -11,8 +11,8 @@
 //! page is not read. Memory is bounded by the page, whatever the data.
 //!
 //! Parts of the columnar tier are sources beside the blocks: a part is read row group
-//! by row group (in time order, so a forward read stops inside a part at the first
-//! timestamp past a full page), one batch decoded at a time.
+//! by row group (in key order, so a forward read stops inside a part once it is past
+//! a full page), one batch decoded at a time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -399,18 +399,8 @@ fn read_part_into(
                     continue;
                 }
                 let rank = Rank::of(key, direction);
-                let earliest_at_this_time = Rank::of(
-                    EventKey {
-                        timestamp: key.timestamp,
-                        seq: 0,
-                    },
-                    direction,
-                );
-                if direction == Direction::Forward
-                    && page.cutoff().is_some_and(|cut| earliest_at_this_time > cut)
-                {
-                    // Rows are in time order (within a timestamp, not in sequence
-                    // order): the rest of the part ranks later still.
+                if direction == Direction::Forward && page.cutoff().is_some_and(|cut| rank > cut) {
+                    // Rows are in key order: the rest of the part ranks later still.
                     page.more = true;
                     break 'row_groups;
                 }
