@@ -7,6 +7,7 @@
 //! a typed row is regenerated from its columns.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
@@ -16,7 +17,12 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::basic::Encoding;
+use parquet::column::page::{Page, PageReader};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::properties::ReaderProperties;
 use parquet::file::reader::ChunkReader;
+use parquet::file::serialized_reader::SerializedPageReader;
 use parquet::file::statistics::Statistics;
 
 use crate::error::PartError;
@@ -113,29 +119,35 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
             .collect()
     }
 
-    /// Compressed bytes of `row_group`'s column chunks: all of them, or only those
-    /// [`may_contain`](Self::may_contain) reads.
-    pub fn row_group_bytes(&self, row_group: usize, text_only: bool) -> u64 {
+    /// Compressed bytes of `row_group`'s column chunks.
+    pub fn row_group_bytes(&self, row_group: usize) -> u64 {
         let rg = self.metadata.metadata().row_group(row_group);
-        let columns: Vec<usize> = if text_only {
-            self.text_columns()
-        } else {
-            (0..rg.num_columns()).collect()
-        };
-        columns
-            .into_iter()
-            .map(|c| rg.column(c).compressed_size().max(0) as u64)
+        rg.columns()
+            .iter()
+            .map(|c| c.compressed_size().max(0) as u64)
             .sum()
     }
 
     /// Whether a row of `row_group` may have a message that contains every one of
-    /// `needles`; false only when certain. For a flow layout, a needle that only text
-    /// can hold (see [`decidable_by_text_columns`]) is looked for in the row group's
-    /// text columns (the flow fields that are strings, and `message`), which are a small
-    /// share of its bytes; other needles and other layouts always may.
-    pub fn may_contain(&self, row_group: usize, needles: &[String]) -> Result<bool, PartError> {
+    /// `needles` (false only when certain), and the compressed bytes read to tell.
+    ///
+    /// For a flow layout, a needle that only text can hold (see
+    /// [`decidable_by_text_columns`]) is looked for in the row group's text columns
+    /// (the flow fields that are strings, and `message`): in a column chunk whose data
+    /// pages are all dictionary-encoded, in its dictionary page alone (every value is
+    /// there, once); in other chunks, in their values. Other needles and other layouts
+    /// always may.
+    pub fn may_contain(
+        &self,
+        row_group: usize,
+        needles: &[String],
+    ) -> Result<TextCheck, PartError> {
+        let mut check = TextCheck {
+            may_match: true,
+            bytes_read: 0,
+        };
         if !matches!(self.layout, PartLayout::Flow(_)) {
-            return Ok(true);
+            return Ok(check);
         }
         let mut missing: Vec<memchr::memmem::Finder<'_>> = needles
             .iter()
@@ -143,35 +155,96 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
             .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
             .collect();
         if missing.is_empty() {
-            return Ok(true);
+            return Ok(check);
         }
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.input.clone(),
-            self.metadata.clone(),
-        )
-        .with_row_groups(vec![row_group])
-        .with_projection(ProjectionMask::roots(
-            self.metadata.parquet_schema(),
-            self.text_columns(),
-        ))
-        .with_batch_size(READ_BATCH_ROWS * 8)
-        .build()?;
-        for batch in reader {
-            let batch = batch?;
-            for column in batch.columns() {
-                let text = column.as_string::<i32>();
-                let offsets = text.value_offsets();
-                let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
-                // The values back to back: a needle found across two values is a false
-                // "may", never a missed one.
-                let values = &text.value_data()[first..last];
-                missing.retain(|needle| needle.find(values).is_none());
-                if missing.is_empty() {
-                    return Ok(true);
+        let rg = self.metadata.metadata().row_group(row_group);
+        let mut value_columns = Vec::new();
+        for column in self.text_columns() {
+            let chunk = rg.column(column);
+            let Some(dictionary) = self.dictionary_values(chunk, rg.num_rows())? else {
+                value_columns.push(column);
+                continue;
+            };
+            check.bytes_read += dictionary.compressed_bytes;
+            missing.retain(|needle| {
+                !dictionary
+                    .values()
+                    .any(|value| needle.find(value).is_some())
+            });
+            if missing.is_empty() {
+                return Ok(check);
+            }
+        }
+        if !value_columns.is_empty() {
+            check.bytes_read += value_columns
+                .iter()
+                .map(|&c| rg.column(c).compressed_size().max(0) as u64)
+                .sum::<u64>();
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+                self.input.clone(),
+                self.metadata.clone(),
+            )
+            .with_row_groups(vec![row_group])
+            .with_projection(ProjectionMask::roots(
+                self.metadata.parquet_schema(),
+                value_columns,
+            ))
+            .with_batch_size(READ_BATCH_ROWS * 8)
+            .build()?;
+            for batch in reader {
+                let batch = batch?;
+                for column in batch.columns() {
+                    let text = column.as_string::<i32>();
+                    let offsets = text.value_offsets();
+                    let (first, last) = (offsets[0] as usize, offsets[offsets.len() - 1] as usize);
+                    // The values back to back: a needle found across two values is a
+                    // false "may", never a missed one.
+                    let values = &text.value_data()[first..last];
+                    missing.retain(|needle| needle.find(values).is_none());
+                    if missing.is_empty() {
+                        return Ok(check);
+                    }
                 }
             }
         }
-        Ok(false)
+        check.may_match = false;
+        Ok(check)
+    }
+
+    /// The dictionary page of a text column chunk whose data pages are all
+    /// dictionary-encoded; `None` for any other chunk.
+    fn dictionary_values(
+        &self,
+        chunk: &ColumnChunkMetaData,
+        rows: i64,
+    ) -> Result<Option<Dictionary>, PartError> {
+        let all_dictionary = chunk.dictionary_page_offset().is_some()
+            && chunk.page_encoding_stats_mask().is_some_and(|mask| {
+                mask.is_only(Encoding::RLE_DICTIONARY) || mask.is_only(Encoding::PLAIN_DICTIONARY)
+            });
+        if !all_dictionary {
+            return Ok(None);
+        }
+        let mut pages = SerializedPageReader::new_with_properties(
+            Arc::new(self.input.clone()),
+            chunk,
+            usize::try_from(rows).unwrap_or(0),
+            None,
+            Arc::new(ReaderProperties::builder().build()),
+        )?;
+        let Some(Page::DictionaryPage { buf, encoding, .. }) = pages.get_next_page()? else {
+            return Ok(None);
+        };
+        if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+            return Ok(None);
+        }
+        let compressed_bytes = chunk
+            .dictionary_page_offset()
+            .map_or(0, |d| (chunk.data_page_offset() - d).max(0) as u64);
+        Ok(Some(Dictionary {
+            plain: buf,
+            compressed_bytes,
+        }))
     }
 
     /// The batches of `row_group`; only the key columns when `keys_only`.
@@ -206,6 +279,35 @@ fn decidable_by_text_columns(needle: &str) -> bool {
     !needle.is_empty()
         && !needle.contains(' ')
         && needle.bytes().any(|b| !b.is_ascii_digit() && b != b'-')
+}
+
+/// What [`PartReader::may_contain`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextCheck {
+    /// False only when no row of the row group can match.
+    pub may_match: bool,
+    /// Compressed bytes of the pages read to tell.
+    pub bytes_read: u64,
+}
+
+/// A dictionary page: PLAIN-encoded byte arrays (a 4-byte little-endian length, then
+/// the bytes).
+struct Dictionary {
+    plain: bytes::Bytes,
+    compressed_bytes: u64,
+}
+
+impl Dictionary {
+    fn values(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest: &[u8] = &self.plain;
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = u32::from_le_bytes(*len) as usize;
+            let value = tail.get(..len)?;
+            rest = &tail[len..];
+            Some(value)
+        })
+    }
 }
 
 /// A typed flow column of a batch.

@@ -183,3 +183,48 @@ proptest! {
         prop_assert_eq!(back, expected);
     }
 }
+
+#[test]
+fn a_needle_is_looked_for_in_dictionary_pages_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part.parquet");
+    let mut events: Vec<PartEvent> = (0..5000u64)
+        .map(|i| PartEvent {
+            timestamp: 1_418_530_010_000 + i as i64,
+            seq: i,
+            ingestion_time: 1_418_530_100_000,
+            stream: Arc::from("eni-1235b8ca123456789-all"),
+            message: format!(
+                "2 123456789010 eni-1235b8ca123456789 172.31.16.{} 172.31.16.21 {} 22 6 20 {} 1418530010 1418530070 ACCEPT OK",
+                i % 200,
+                20000 + i,
+                4000 + i * 7
+            ),
+        })
+        .collect();
+    let layout = PartLayout::Flow(LogFormat::default_vpc());
+    write_part(
+        &mut events,
+        &layout,
+        &WriteOptions::default(),
+        std::fs::File::create(&path).unwrap(),
+    )
+    .unwrap();
+    let reader = PartReader::open(SharedFile::open(&path).unwrap()).unwrap();
+    let whole = reader.row_group_bytes(0);
+    let absent = reader.may_contain(0, &["203.0.113.77".into()]).unwrap();
+    assert!(!absent.may_match);
+    assert!(
+        absent.bytes_read > 0 && absent.bytes_read * 4 < whole,
+        "read {} of {whole} bytes",
+        absent.bytes_read
+    );
+    for present in ["172.31.16.199", "ACCEPT", "eni-1235b8ca"] {
+        assert!(
+            reader.may_contain(0, &[present.into()]).unwrap().may_match,
+            "{present}"
+        );
+    }
+    // What a number could hold is never decided from text.
+    assert!(reader.may_contain(0, &["99999".into()]).unwrap().may_match);
+}

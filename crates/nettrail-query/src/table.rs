@@ -1,8 +1,9 @@
 //! One log group as a table: its parts and its row tail, with the same columns.
 //!
 //! The table's columns are its layout's, then the partition columns of its
-//! [`TableShape`]. The table's layout is the flow-log layout its parts were written with (the most
-//! rows win when they differ), else one recognised from the tail, else messages. The
+//! [`TableShape`]. The table's layout is the flow-log layout its parts were written
+//! with (the most rows win when they differ), else one recognised from the tail, else
+//! messages. The
 //! parts are read by DataFusion's Parquet scan, the partition columns coming from
 //! their Hive folders; the tail's events are turned into the same columns in memory.
 //! Filters are offered to the Parquet scan (row group statistics, page indexes, bloom
@@ -106,9 +107,7 @@ impl GroupTable {
     pub fn stored_bytes(&self) -> u64 {
         self.snapshot.0.parts.iter().map(|p| p.bytes).sum::<u64>() + self.snapshot.0.tail_bytes()
     }
-}
 
-impl GroupTable {
     /// A part's partition values: its folder's, and its hour's.
     fn part_values(&self, part: &nettrail_store::PartFile) -> Vec<ScalarValue> {
         let folder_value = |key: &str| {
@@ -164,7 +163,7 @@ fn tail_batches(tail: &Tail, range: TimeRange) -> Result<Vec<RecordBatch>> {
         let batch = record_batch(&rows, &tail.layout)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-        // Events come in time order, so one hour's values serve a run of rows.
+        // Neighbouring events are mostly of one hour: its values serve the run.
         let mut values: Vec<Vec<ScalarValue>> = Vec::with_capacity(rows.len());
         let mut last: Option<(i64, usize)> = None;
         for row in &rows {

@@ -377,17 +377,18 @@ fn read_part_into(
             page.more = true;
             break;
         }
-        if !hint.must_contain.is_empty()
-            && !reader
+        if !hint.must_contain.is_empty() {
+            let check = reader
                 .may_contain(row_group, &hint.must_contain)
-                .map_err(bad)?
-        {
-            stats.row_groups_skipped += 1;
-            stats.part_bytes_read += reader.row_group_bytes(row_group, true);
-            continue;
+                .map_err(bad)?;
+            stats.part_bytes_read += check.bytes_read;
+            if !check.may_match {
+                stats.row_groups_skipped += 1;
+                continue;
+            }
         }
         stats.row_groups_read += 1;
-        stats.part_bytes_read += reader.row_group_bytes(row_group, false);
+        stats.part_bytes_read += reader.row_group_bytes(row_group);
         for batch in reader.read_row_group(row_group, false).map_err(bad)? {
             let batch = batch.map_err(bad)?;
             for i in 0..batch.len() {
