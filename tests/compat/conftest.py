@@ -112,9 +112,10 @@ class NettrailServer:
         self.proc.wait()
         self.log.close()
 
-    def client(self, secret: str = SECRET_KEY, access_key: str = ACCESS_KEY, **config):
+    def client(self, secret: str = SECRET_KEY, access_key: str = ACCESS_KEY, service: str = "logs", **config):
+        """A boto3 client of `service` (CloudWatch Logs, or `athena`) for this server."""
         return boto3.client(
-            "logs",
+            service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=access_key,

@@ -16,12 +16,10 @@ import re
 import subprocess
 import time
 
-import boto3
 import duckdb
 import pytest
-from botocore.config import Config
 
-from conftest import ACCESS_KEY, REGION, SECRET_KEY, NettrailServer, client_env, nettrail_bin, now_ms
+from conftest import NettrailServer, client_env, nettrail_bin, now_ms
 
 CONFIG = "[store]\nsegment_max_age_secs = 0.3\nretention_sweep_interval_secs = 0.2\n"
 GROUP = "/vpc/flows"
@@ -70,17 +68,6 @@ def put(client, records, group=GROUP):
     events = sorted(({"timestamp": r["start"] * 1000, "message": r["message"]} for r in records), key=lambda e: e["timestamp"])
     for i in range(0, len(events), 500):
         client.put_log_events(logGroupName=group, logStreamName="eni-all", logEvents=events[i : i + 500])
-
-
-def athena_client(srv):
-    return boto3.client(
-        "athena",
-        endpoint_url=srv.endpoint,
-        region_name=REGION,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
-    )
 
 
 def run_boto3(athena, sql, timeout=30):
@@ -173,7 +160,7 @@ def test_aws_cli_runs_athena_queries(loaded):
 
 def test_boto3_pages_and_errors(loaded):
     srv, _, records = loaded
-    athena = athena_client(srv)
+    athena = srv.client(service="athena")
     header, rows = run_boto3(athena, 'SELECT srcaddr, dstport, bytes FROM "/vpc/flows" ORDER BY event_seq LIMIT 25')
     assert header == ["srcaddr", "dstport", "bytes"]
     assert len(rows) == 25

@@ -86,6 +86,14 @@ impl PartLayout {
             PartLayout::Messages => None,
         }
     }
+
+    /// The `aws-service=` Hive folder of parts of this layout (AWS's for flow logs).
+    pub fn aws_service(&self) -> &'static str {
+        match self {
+            PartLayout::Flow(_) => "vpcflowlogs",
+            PartLayout::Messages => "logs",
+        }
+    }
 }
 
 #[cfg(test)]

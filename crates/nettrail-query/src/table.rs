@@ -145,7 +145,7 @@ fn tail_batches(tail: &Tail, range: TimeRange) -> Result<Vec<RecordBatch>> {
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
     let folder = Folder {
         account_id: tail.lake.account_id.clone(),
-        service: service(&tail.layout).to_owned(),
+        service: tail.layout.aws_service().to_owned(),
         region: tail.lake.region.clone(),
     };
     let mut batches = Vec::new();
@@ -186,14 +186,6 @@ fn tail_batches(tail: &Tail, range: TimeRange) -> Result<Vec<RecordBatch>> {
         batches.push(RecordBatch::try_new(Arc::clone(&tail.schema), columns)?);
     }
     Ok(batches)
-}
-
-/// `aws-service=` of parts of `layout`.
-fn service(layout: &PartLayout) -> &'static str {
-    match layout {
-        PartLayout::Flow(_) => "vpcflowlogs",
-        PartLayout::Messages => "logs",
-    }
 }
 
 /// The layout of a group's table: its parts' flow layout with the most rows, else one

@@ -73,7 +73,9 @@ pub trait LogStore: Send + Sync {
         request: &ScanRequest,
         filter: &dyn Fn(&str) -> bool,
         limit: PageLimit,
-    ) -> Result<ScanPage>;
+    ) -> Result<ScanPage> {
+        self.scan_with_hint(request, filter, &ScanHint::default(), limit)
+    }
     /// [`scan`](Self::scan) told what `filter` admits (see [`ScanHint`]), so it may skip
     /// data that holds no such event; the page is the same.
     fn scan_with_hint(
@@ -82,10 +84,7 @@ pub trait LogStore: Send + Sync {
         filter: &dyn Fn(&str) -> bool,
         hint: &ScanHint,
         limit: PageLimit,
-    ) -> Result<ScanPage> {
-        let _ = hint;
-        self.scan(request, filter, limit)
-    }
+    ) -> Result<ScanPage>;
 
     /// The import checkpoints of `source` in `group`, by object.
     fn import_checkpoints(

@@ -339,15 +339,10 @@ fn write_hour_part(
         events.iter().map(|e| e.message.as_str()),
         plan.known_format.as_ref(),
     );
-    let service = if layout.flow_format().is_some() {
-        "vpcflowlogs"
-    } else {
-        "logs"
-    };
     let relative_dir = part_dir(
         &plan.group_name,
         &config.lake_account_id,
-        service,
+        layout.aws_service(),
         &config.lake_region,
         hour,
     );

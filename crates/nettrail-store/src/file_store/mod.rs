@@ -520,21 +520,6 @@ impl LogStore for FileStore {
         Ok(acks)
     }
 
-    fn scan(
-        &self,
-        request: &ScanRequest,
-        filter: &dyn Fn(&str) -> bool,
-        limit: PageLimit,
-    ) -> Result<ScanPage> {
-        reads::scan(
-            &self.inner.shared,
-            request,
-            filter,
-            &ScanHint::default(),
-            limit,
-        )
-    }
-
     fn scan_with_hint(
         &self,
         request: &ScanRequest,
