@@ -186,6 +186,47 @@ def test_boto3_pages_and_errors(loaded):
         assert status["State"] == "FAILED", statement
 
 
+def test_pyathena_runs_queries_unchanged(loaded):
+    """PyAthena, the DB-API driver most Python users reach Athena with, pointed at the
+    server: its cursor starts the query, polls, pages the results and types the values
+    from the column metadata."""
+    from pyathena import connect
+    from pyathena.error import OperationalError
+
+    from conftest import ACCESS_KEY, REGION, SECRET_KEY
+
+    srv, _, records = loaded
+    connection = connect(
+        s3_staging_dir="s3://results/", region_name=REGION, schema_name="default",
+        endpoint_url=srv.endpoint, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        poll_interval=0.05,
+    )
+    cursor = connection.cursor(arraysize=50)
+    cursor.execute(
+        "SELECT action, count(*) AS flows, sum(bytes) AS bytes, max(from_unixtime(start)) AS last_start "
+        "FROM vpc_flows WHERE protocol = %(protocol)d GROUP BY action ORDER BY action",
+        {"protocol": 6},
+    )
+    assert [d[0] for d in cursor.description] == ["action", "flows", "bytes", "last_start"]
+    rows = cursor.fetchall()
+    tcp = [r for r in records if r["protocol"] == 6]
+    expected = {}
+    for r in tcp:
+        flows, total, last = expected.get(r["action"], (0, 0, 0))
+        expected[r["action"]] = (flows + 1, total + r["bytes"], max(last, r["start"]))
+    assert [(a, n, b) for a, n, b, _ in rows] == [(a, *expected[a][:2]) for a in sorted(expected)]
+    # Values typed from the column metadata: integers as int, the timestamp as a datetime.
+    assert all(isinstance(n, int) and isinstance(b, int) for _, n, b, _ in rows)
+    last = rows[0][3]
+    assert isinstance(last, datetime.datetime)
+    assert last.replace(tzinfo=datetime.timezone.utc).timestamp() == expected[rows[0][0]][2]
+    # More rows than a page: fetched page by page.
+    cursor.execute("SELECT srcaddr, bytes FROM vpc_flows ORDER BY event_seq LIMIT 260")
+    assert len(cursor.fetchall()) == 260
+    # A query that fails is an OperationalError with Athena's reason.
+    with pytest.raises(OperationalError, match="nope"):
+        cursor.execute("SELECT nope FROM vpc_flows")
+
 # Athena-style flow-log questions: nettrail's SQL (over parts and tail) against DuckDB
 # reading the parts the server wrote. {t} is the table.
 QUERIES = [
@@ -408,3 +449,118 @@ def test_sql_ddl_and_table_output(loaded):
     bad = subprocess.run([nettrail_bin(), "sql", "SELECT * FROM nowhere", "--endpoint-url", srv.endpoint],
                          env=client_env(), capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "nowhere" in bad.stderr
+
+
+def client_vpn_entries(n, base_ms, seed=5):
+    """Client VPN connection log entries as AWS writes them: every scalar a string,
+    "NA" where not applicable, attempts and resets, some pretty-printed."""
+    rnd = random.Random(seed)
+    fmt = lambda ms: datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    entries = []
+    for i in range(n):
+        ts = base_ms + i * 1000
+        reset = rnd.random() < 0.4
+        failed = not reset and rnd.random() < 0.2
+        entry = {
+            "connection-log-type": "connection-reset" if reset else "connection-attempt",
+            "connection-attempt-status": "NA" if reset else ("failed" if failed else "successful"),
+            "connection-attempt-failure-reason": "client-connect-failed" if failed else "NA",
+            "connection-id": f"cvpn-connection-{i:017x}",
+            "client-vpn-endpoint-id": "cvpn-endpoint-0f2d58d4869ece501",
+            "transport-protocol": rnd.choice(["udp", "tcp"]),
+            "connection-start-time": "NA" if failed else fmt(ts - 600_000),
+            "connection-last-update-time": fmt(ts),
+            "client-ip": "NA" if failed else f"172.16.0.{rnd.randrange(2, 250)}",
+            "common-name": rnd.choice(["alice.example.com", "bob.example.com", "carol.example.com"]),
+            "device-type": rnd.choice(["mac", "win", "linux"]),
+            "device-ip": f"198.51.100.{rnd.randrange(1, 250)}",
+            "port": str(rnd.randrange(1024, 65535)),
+            "ingress-bytes": str(rnd.randrange(0, 10**10)) if reset else "0",
+            "egress-bytes": str(rnd.randrange(0, 10**9)) if reset else "0",
+            "ingress-packets": str(rnd.randrange(0, 10**6)) if reset else "0",
+            "egress-packets": str(rnd.randrange(0, 10**6)) if reset else "0",
+            "connection-end-time": fmt(ts) if reset else "NA",
+            "username": "NA",
+        }
+        text = json.dumps(entry, indent=4) if i % 7 == 0 else json.dumps(entry)
+        entries.append({"timestamp": ts, "message": text})
+    return entries
+
+
+def tunnel_events(n, base_ms, seed=6):
+    """Site-to-Site VPN tunnel activity and BGP events of one tunnel."""
+    rnd = random.Random(seed)
+    events = []
+    for i in range(n):
+        ts = base_ms + i * 1000
+        if i % 3:
+            event = {"event_timestamp": ts // 1000, "details": rnd.choice(["Sending DPD request", "IKE SA established"]),
+                     "dpd_enabled": rnd.choice([True, False]), "nat_t_detected": "False",
+                     "ike_phase1_state": rnd.choice(["established", "down"]), "ike_phase2_state": "established"}
+        else:
+            event = {"resource_id": "vpn-1234abcd_192.0.2.1", "event_timestamp": ts,
+                     "timestamp": "2025-11-08 05:26:13.243Z", "type": rnd.choice(["BGPStatus", "RouteStatus"]),
+                     "status": rnd.choice(["UP", "UPDATED"]),
+                     "message": {"prefix": f"10.{i % 7}.0.0/16", "localPref": 100, "details": "route updated"}}
+        events.append({"timestamp": ts, "message": json.dumps(event)})
+    return events
+
+
+def test_vpn_log_groups_get_typed_columns(tmp_path):
+    data = tmp_path / "data"
+    base = (now_ms() - 3 * HOUR) // HOUR * HOUR
+    groups = {"/vpn/client-connections": client_vpn_entries(600, base), "/vpn/tunnels": tunnel_events(300, base)}
+    srv = NettrailServer(data, config=CONFIG).start()
+    try:
+        logs = srv.client()
+        for group, events in groups.items():
+            logs.create_log_group(logGroupName=group)
+            logs.create_log_stream(logGroupName=group, logStreamName="s")
+            logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=events)
+        wait_until_compacted(data, sum(len(e) for e in groups.values()))
+        duck = duckdb.connect()
+        for group, view in [("/vpn/client-connections", "client"), ("/vpn/tunnels", "tunnels")]:
+            parts = [str(p) for p in sorted((data / "lake").rglob("*.parquet")) if f"/{group.strip('/').replace('/', '_').replace('-', '_')}-" in str(p)]
+            assert parts, group
+            duck.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({parts})")
+        # Other engines see the keys as typed columns: counters are integers, times are
+        # UTC timestamps, "NA" is null.
+        types = duck.execute(
+            "SELECT typeof(any_value(port)), typeof(any_value(ingress_bytes)), typeof(any_value(connection_start_time)), "
+            "count(*) FILTER (WHERE connection_end_time IS NULL), count(*) FILTER (WHERE message IS NULL) FROM client"
+        ).fetchone()
+        entries = [json.loads(e["message"]) for e in groups["/vpn/client-connections"]]
+        assert types == ("INTEGER", "BIGINT", "TIMESTAMP WITH TIME ZONE",
+                         sum(e["connection-end-time"] == "NA" for e in entries), 0)
+        assert duck.execute("SELECT typeof(any_value(dpd_enabled)) FROM tunnels").fetchone() == ("BOOLEAN",)
+        # `nettrail sql` answers from the same columns as DuckDB.
+        queries = [
+            ("client", "vpn_client_connections",
+             "SELECT common_name, count(*) AS n, sum(ingress_bytes) AS ingress, count(connection_end_time) AS ended "
+             "FROM {t} WHERE connection_log_type = 'connection-reset' GROUP BY common_name ORDER BY common_name"),
+            ("client", "vpn_client_connections",
+             "SELECT connection_attempt_failure_reason, count(*) AS n FROM {t} "
+             "WHERE connection_attempt_status = 'failed' GROUP BY 1 ORDER BY 1"),
+            ("tunnels", "vpn_tunnels",
+             "SELECT type, status, count(*) AS n, count(prefix) AS routes FROM {t} GROUP BY 1, 2 ORDER BY 1, 2"),
+            ("tunnels", "vpn_tunnels",
+             "SELECT ike_phase1_state, count(*) AS n FROM {t} WHERE dpd_enabled AND NOT nat_t_detected GROUP BY 1 ORDER BY 1"),
+        ]
+        for view, table, query in queries:
+            expected = [[as_text(v) for v in row] for row in duck.execute(query.format(t=view)).fetchall()]
+            assert expected, query
+            got = list(csv.reader(io.StringIO(nettrail_sql(srv, query.format(t=table), "--csv"))))[1:]
+            assert got == expected, query
+        # Timestamps as Athena shows a `timestamp with time zone`.
+        first = json.loads(nettrail_sql(
+            srv, "SELECT min(connection_last_update_time) AS t FROM vpn_client_connections", "--json"))
+        expected_first = datetime.datetime.fromtimestamp(base / 1000, datetime.timezone.utc)
+        assert first == {"t": expected_first.strftime("%Y-%m-%d %H:%M:%S.000 UTC")}
+        # The events are still their text, byte for byte.
+        for group, events in groups.items():
+            got = []
+            for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+                got += [e["message"] for e in page["events"]]
+            assert got == [e["message"] for e in events], group
+    finally:
+        srv.stop()

@@ -6,15 +6,20 @@
 //! A flow-log part then has one column per field of its format, named as Athena names
 //! them (`pkt_srcaddr`) and typed as AWS's Parquet delivery types them, and a nullable
 //! `message` that is set only where the text is not what the columns regenerate. A
-//! messages part has `message` for every event.
+//! VPN log part (Client VPN connection logs, Site-to-Site VPN tunnel logs) has one
+//! typed column per documented key of its JSON events (see
+//! [`nettrail_formats::vpn::columns`]), null where an event lacks it, and `message` for
+//! every event: the columns are for queries, the text is the event. A messages part
+//! has `message` for every event.
 //!
 //! The layout is written into the file's key-value metadata under [`LAYOUT_KEY`], so a
 //! part is read back without any other knowledge.
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef};
+use arrow_schema::{DataType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
 use nettrail_formats::flow::LogFormat;
+use nettrail_formats::vpn::columns::{ColumnType, VpnLogKind};
 
 use crate::error::PartError;
 
@@ -35,6 +40,9 @@ pub enum PartLayout {
     /// The key columns, one typed column per field of the flow-log format, and a
     /// nullable `message` for the events whose text the columns do not regenerate.
     Flow(LogFormat),
+    /// The key columns, one typed column per documented key of a VPN log's JSON events,
+    /// and `message` for every event.
+    Vpn(VpnLogKind),
 }
 
 impl PartLayout {
@@ -50,6 +58,20 @@ impl PartLayout {
             let typed = nettrail_formats::flow::parquet::schema(format);
             fields.extend(typed.fields().iter().map(|f| f.as_ref().clone()));
         }
+        if let PartLayout::Vpn(kind) = self {
+            fields.extend(kind.columns().iter().map(|c| {
+                let data_type = match c.column_type {
+                    ColumnType::Text => DataType::Utf8,
+                    ColumnType::Int32 => DataType::Int32,
+                    ColumnType::Int64 => DataType::Int64,
+                    ColumnType::Boolean => DataType::Boolean,
+                    ColumnType::Timestamp => {
+                        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+                    }
+                };
+                ArrowField::new(c.name, data_type, true)
+            }));
+        }
         fields.push(ArrowField::new(
             MESSAGE_COLUMN,
             DataType::Utf8,
@@ -63,6 +85,7 @@ impl PartLayout {
         match self {
             PartLayout::Messages => "messages".to_owned(),
             PartLayout::Flow(format) => format!("flow {}", format.to_spec()),
+            PartLayout::Vpn(kind) => format!("vpn {}", kind.name()),
         }
     }
 
@@ -70,6 +93,11 @@ impl PartLayout {
     pub fn from_metadata(value: &str) -> Result<PartLayout, PartError> {
         if value == "messages" {
             return Ok(PartLayout::Messages);
+        }
+        if let Some(name) = value.strip_prefix("vpn ") {
+            return VpnLogKind::from_name(name)
+                .map(PartLayout::Vpn)
+                .ok_or_else(|| PartError::NotAPart(format!("unknown VPN log `{name}`")));
         }
         let spec = value
             .strip_prefix("flow ")
@@ -83,7 +111,7 @@ impl PartLayout {
     pub fn flow_format(&self) -> Option<&LogFormat> {
         match self {
             PartLayout::Flow(format) => Some(format),
-            PartLayout::Messages => None,
+            PartLayout::Vpn(_) | PartLayout::Messages => None,
         }
     }
 
@@ -91,7 +119,7 @@ impl PartLayout {
     pub fn aws_service(&self) -> &'static str {
         match self {
             PartLayout::Flow(_) => "vpcflowlogs",
-            PartLayout::Messages => "logs",
+            PartLayout::Vpn(_) | PartLayout::Messages => "logs",
         }
     }
 }
@@ -107,6 +135,8 @@ mod tests {
             PartLayout::Flow(LogFormat::default_vpc()),
             PartLayout::Flow(LogFormat::all_vpc_fields()),
             PartLayout::Flow(LogFormat::default_transit_gateway()),
+            PartLayout::Vpn(VpnLogKind::ClientVpn),
+            PartLayout::Vpn(VpnLogKind::SiteToSiteVpn),
         ] {
             assert_eq!(
                 PartLayout::from_metadata(&layout.to_metadata()).unwrap(),
@@ -114,6 +144,7 @@ mod tests {
             );
         }
         assert!(PartLayout::from_metadata("rows").is_err());
+        assert!(PartLayout::from_metadata("vpn ipsec").is_err());
     }
 
     #[test]

@@ -8,15 +8,18 @@
 //!   (`timestamp`, `ingestion_time`, `log_stream`, `event_seq`). A flow-log part adds
 //!   one typed column per field of its flow-log format, with Athena's names and AWS's
 //!   Parquet types (`-` is null), and keeps `message` only for the rare event whose
-//!   text cannot be regenerated from its columns byte for byte; any other part keeps
-//!   `message` for every event.
+//!   text cannot be regenerated from its columns byte for byte. A VPN log part (Client
+//!   VPN connection logs, Site-to-Site VPN tunnel logs) adds one typed column per
+//!   documented key of its JSON events and keeps `message` for every event; any other
+//!   part keeps `message` alone.
 //! - [`write`]: events to a part, in key order (timestamp, then sequence), with the
 //!   writer settings measured in `../shared/specs/flow-analytics.md` (zstd, dictionaries,
 //!   page indexes, bloom filters on address columns, large row groups).
 //! - [`read`]: a part back to events, row group by row group, the message of a typed
 //!   event regenerated from its columns.
 //! - [`detect`]: which layout suits a batch of events (the default VPC flow-log format
-//!   is recognised from the text; another format is given by what wrote the events).
+//!   is recognised from the text; another format is given by what wrote the events;
+//!   VPN logs are recognised by their JSON keys).
 //! - [`file`]: positioned reads of a shared file, so that many readers can use one
 //!   open part at once (and a part deleted while being read stays readable).
 

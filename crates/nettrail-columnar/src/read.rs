@@ -256,6 +256,10 @@ impl<R: ChunkReader + Clone + 'static> PartReader<R> {
         let schema = self.metadata.parquet_schema();
         let projection = if keys_only {
             ProjectionMask::roots(schema, 0..KEY_COLUMNS.len())
+        } else if let PartLayout::Vpn(_) = self.layout {
+            // The text is the event; its typed columns are for queries only.
+            let message = schema.root_schema().get_fields().len() - 1;
+            ProjectionMask::roots(schema, (0..KEY_COLUMNS.len()).chain([message]))
         } else {
             ProjectionMask::all()
         };

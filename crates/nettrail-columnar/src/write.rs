@@ -13,9 +13,13 @@ use std::io::Write;
 use std::sync::Arc;
 
 use arrow_array::builder::{Int32Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
+};
 use arrow_schema::{DataType, SchemaRef};
 use nettrail_formats::flow::LogFormat;
+use nettrail_formats::vpn::columns::{ColumnType, ColumnValue, VpnLogKind};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -249,6 +253,14 @@ fn batch(
             columns.push(messages);
             typed = count;
         }
+        PartLayout::Vpn(kind) => {
+            columns.extend(vpn_columns(*kind, rows));
+            let mut messages = StringBuilder::with_capacity(rows.len(), 0);
+            for row in rows {
+                messages.append_value(&row.message);
+            }
+            columns.push(Arc::new(messages.finish()));
+        }
     }
     Ok((RecordBatch::try_new(Arc::clone(schema), columns)?, typed))
 }
@@ -320,6 +332,57 @@ fn flow_columns(
         })
         .collect();
     (columns, Arc::new(messages.finish()), typed)
+}
+
+/// The typed columns of a VPN log part: each event's documented keys, null where an
+/// event lacks one (or is not an event of `kind` at all).
+fn vpn_columns(kind: VpnLogKind, rows: &[PartEvent]) -> Vec<ArrayRef> {
+    let columns = kind.columns();
+    let mut values: Vec<Vec<ColumnValue>> = vec![Vec::with_capacity(rows.len()); columns.len()];
+    for row in rows {
+        match kind.values(&row.message) {
+            Some(row_values) => {
+                for (column, value) in values.iter_mut().zip(row_values) {
+                    column.push(value);
+                }
+            }
+            None => values.iter_mut().for_each(|c| c.push(ColumnValue::Null)),
+        }
+    }
+    let int = |v: &ColumnValue| match v {
+        ColumnValue::Int(n) => Some(*n),
+        _ => None,
+    };
+    columns
+        .iter()
+        .zip(values)
+        .map(|(column, values)| -> ArrayRef {
+            match column.column_type {
+                ColumnType::Text => {
+                    Arc::new(StringArray::from_iter(values.iter().map(|v| match v {
+                        ColumnValue::Text(t) => Some(t.as_str()),
+                        _ => None,
+                    })))
+                }
+                ColumnType::Int32 => Arc::new(Int32Array::from_iter(
+                    values
+                        .iter()
+                        .map(|v| int(v).and_then(|n| i32::try_from(n).ok())),
+                )),
+                ColumnType::Int64 => Arc::new(Int64Array::from_iter(values.iter().map(int))),
+                ColumnType::Boolean => {
+                    Arc::new(BooleanArray::from_iter(values.iter().map(|v| match v {
+                        ColumnValue::Bool(b) => Some(*b),
+                        _ => None,
+                    })))
+                }
+                ColumnType::Timestamp => Arc::new(
+                    TimestampMillisecondArray::from_iter(values.iter().map(int))
+                        .with_timezone("UTC"),
+                ),
+            }
+        })
+        .collect()
 }
 
 /// Whether `message` is a record of `format` that its fields, joined by single spaces,

@@ -228,3 +228,59 @@ fn a_needle_is_looked_for_in_dictionary_pages_only() {
     // What a number could hold is never decided from text.
     assert!(reader.may_contain(0, &["99999".into()]).unwrap().may_match);
 }
+
+#[test]
+fn vpn_log_parts_keep_the_text_and_type_the_keys() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType};
+    use arrow_array::Array;
+    use nettrail_formats::vpn::columns::VpnLogKind;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let connected = r#"{"connection-log-type": "connection-attempt", "connection-attempt-status": "successful", "connection-id": "cvpn-connection-abc123abc123abc12", "client-vpn-endpoint-id": "cvpn-endpoint-aaa111bbb222ccc33", "connection-start-time": "2020-03-26 20:37:15", "common-name": "client1", "port": "50096", "ingress-bytes": "0", "connection-end-time": "NA"}"#;
+    let reset = "{\n  \"connection-log-type\":\"connection-reset\",\n  \"client-vpn-endpoint-id\":\"cvpn-endpoint-aaa111bbb222ccc33\",\n  \"ingress-bytes\":\"12345678901\",\n  \"connection-end-time\":\"2020-03-26 21:00:00\"\n}";
+    let events = vec![
+        event(2000, 1, "s", connected),
+        event(1000, 2, "s", reset),
+        event(1500, 3, "s", "not an entry at all"),
+    ];
+    let layout = detect_layout(events.iter().map(|e| e.message.as_str()), None);
+    assert_eq!(layout, PartLayout::Vpn(VpnLogKind::ClientVpn));
+    let (back, typed) = round_trip(&events, &layout, &WriteOptions::default());
+    let mut expected = events.clone();
+    expected.sort_by_key(|e| (e.timestamp, e.seq));
+    assert_eq!(back, expected, "every event's text comes back as it was");
+    assert_eq!(typed, 0, "no event is held by its columns alone");
+
+    // What another engine sees: the keys as typed columns, in key order.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vpn.parquet");
+    let mut sorted = events.clone();
+    write_part(
+        &mut sorted,
+        &layout,
+        &WriteOptions::default(),
+        std::fs::File::create(&path).unwrap(),
+    )
+    .unwrap();
+    let batch = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+    let bytes = column("ingress_bytes");
+    let bytes = bytes.as_primitive::<Int64Type>();
+    assert_eq!(bytes.value(0), 12_345_678_901);
+    assert!(bytes.is_null(1));
+    assert_eq!(bytes.value(2), 0);
+    let port = column("port");
+    assert_eq!(port.as_primitive::<Int32Type>().value(2), 50096);
+    let end = column("connection_end_time");
+    let end = end.as_primitive::<TimestampMillisecondType>();
+    assert_eq!(end.value(0), 1_585_256_400_000);
+    assert!(end.is_null(2), "NA is null");
+    assert_eq!(column("common_name").as_string::<i32>().value(2), "client1");
+}

@@ -19,6 +19,8 @@ pub fn create_external_table(group: &str, layout: &PartLayout, location: &str) -
             let ty = match f.data_type() {
                 DataType::Int32 => "int",
                 DataType::Int64 => "bigint",
+                DataType::Boolean => "boolean",
+                DataType::Timestamp(..) => "timestamp",
                 _ => "string",
             };
             format!("  `{}` {ty}", f.name())

@@ -450,7 +450,9 @@ fn uri_encode(s: &str) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> String {
+/// `s` with its `%XX` escapes decoded and `+` as a space, as a query string or a path
+/// segment of a request is written (invalid UTF-8 replaced).
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

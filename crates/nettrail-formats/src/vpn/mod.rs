@@ -4,6 +4,7 @@
 pub mod bgp;
 pub mod catalogue;
 pub mod client_vpn;
+pub mod columns;
 pub mod tunnel;
 
 /// What is wrong with a VPN log event.

@@ -1,5 +1,9 @@
-//! The Athena-compatible API over the SQL engine (`X-Amz-Target: AmazonAthena.*`, JSON
-//! 1.1, signed for the `athena` service): StartQueryExecution, GetQueryExecution,
+//! The Athena-compatible API over the SQL engine, signed for the `athena` service, in
+//! both of the protocols AWS's SDKs speak to it: JSON 1.1 (`POST /` with `X-Amz-Target:
+//! AmazonAthena.*`, botocore up to 1.44.11 and most SDKs) and REST-JSON (`POST
+//! /query-executions`, `GET /query-executions/{id}/results?MaxResults=…`, botocore from
+//! 1.44.12 on; [`rest_route`] turns such a request into the operation and the members its
+//! path and query carry). StartQueryExecution, GetQueryExecution,
 //! BatchGetQueryExecution, GetQueryResults (paged, the first page starting with the
 //! header row, column metadata with Athena's type names), StopQueryExecution and
 //! ListQueryExecutions, with Athena's states (QUEUED, RUNNING, SUCCEEDED, FAILED,
@@ -18,6 +22,86 @@ use super::context::{put_opt, ApiContext};
 
 /// The `X-Amz-Target` prefix of Athena's operations.
 pub const ATHENA_TARGET_PREFIX: &str = "AmazonAthena.";
+
+/// A REST-JSON request to Athena: the operation it calls and the request members its
+/// path and query string carry (merged into its JSON body, if any, before the handler
+/// parses it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestRoute {
+    /// The operation's name (after `AmazonAthena.`).
+    pub operation: &'static str,
+    /// Members from the path and the query string.
+    pub members: Map<String, Value>,
+}
+
+/// The Athena operation a REST-JSON request calls (the routes of Athena's REST-JSON
+/// model for the operations built here), or None when `method` and `path` are none of
+/// them.
+pub fn rest_route(method: &http::Method, path: &str, query: Option<&str>) -> Option<RestRoute> {
+    use http::Method;
+    let segments: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(nettrail_sigv4::percent_decode)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let mut members = Map::new();
+    let mut id = |id: &str| {
+        members.insert("QueryExecutionId".into(), Value::String(id.to_owned()));
+    };
+    let operation = match (method, segments.as_slice()) {
+        (&Method::POST, ["query-executions"]) => "StartQueryExecution",
+        (&Method::GET, ["query-executions"]) => "ListQueryExecutions",
+        (&Method::POST, ["batch-get-query-executions"]) => "BatchGetQueryExecution",
+        (&Method::GET, ["query-executions", qid]) if !qid.is_empty() => {
+            id(qid);
+            "GetQueryExecution"
+        }
+        (&Method::GET, ["query-executions", qid, "results"]) if !qid.is_empty() => {
+            id(qid);
+            "GetQueryResults"
+        }
+        (&Method::POST, ["query-executions", qid, "stop"]) if !qid.is_empty() => {
+            id(qid);
+            "StopQueryExecution"
+        }
+        _ => return None,
+    };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (key, value) = (
+            nettrail_sigv4::percent_decode(key),
+            nettrail_sigv4::percent_decode(value),
+        );
+        // The model's integer members; a value that is no integer stays text, and
+        // the handler refuses it as a request of the wrong shape.
+        let value = match (key.as_str(), value.parse::<i64>()) {
+            ("MaxResults", Ok(n)) => Value::from(n),
+            _ => Value::String(value),
+        };
+        members.insert(key, value);
+    }
+    Some(RestRoute { operation, members })
+}
+
+/// `body` (a JSON object, or empty) with `members` added: the request a REST-JSON call
+/// makes, as the JSON 1.1 handlers take it.
+pub fn merge_rest_members(body: &[u8], members: Map<String, Value>) -> ApiResult<Vec<u8>> {
+    let mut object = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(object)) => object,
+            _ => {
+                return Err(ApiError::Serialization(
+                    "the request body is not a JSON object".into(),
+                ))
+            }
+        }
+    };
+    object.extend(members);
+    Ok(serde_json::to_vec(&Value::Object(object)).unwrap_or_default())
+}
 
 /// Longest query text Athena accepts.
 const MAX_QUERY_CHARS: usize = 262_144;
@@ -363,4 +447,88 @@ pub(crate) fn list_query_executions(
         answer["NextToken"] = ids[end].clone().into();
     }
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn rest_json_requests_name_their_operation_by_method_and_path() {
+        let cases = [
+            (
+                Method::POST,
+                "/query-executions",
+                None,
+                "StartQueryExecution",
+                json!({}),
+            ),
+            (
+                Method::GET,
+                "/query-executions",
+                Some("MaxResults=5&NextToken=a%2Bb&WorkGroup=primary"),
+                "ListQueryExecutions",
+                json!({"MaxResults": 5, "NextToken": "a+b", "WorkGroup": "primary"}),
+            ),
+            (
+                Method::GET,
+                "/query-executions/4f1c-9a",
+                None,
+                "GetQueryExecution",
+                json!({"QueryExecutionId": "4f1c-9a"}),
+            ),
+            (
+                Method::GET,
+                "/query-executions/4f1c-9a/results",
+                Some("MaxResults=7"),
+                "GetQueryResults",
+                json!({"QueryExecutionId": "4f1c-9a", "MaxResults": 7}),
+            ),
+            (
+                Method::POST,
+                "/query-executions/4f1c-9a/stop",
+                None,
+                "StopQueryExecution",
+                json!({"QueryExecutionId": "4f1c-9a"}),
+            ),
+            (
+                Method::POST,
+                "/batch-get-query-executions",
+                None,
+                "BatchGetQueryExecution",
+                json!({}),
+            ),
+        ];
+        for (method, path, query, operation, members) in cases {
+            let route = rest_route(&method, path, query).unwrap();
+            assert_eq!(route.operation, operation, "{method} {path}");
+            assert_eq!(Value::Object(route.members), members, "{method} {path}");
+        }
+        for (method, path) in [
+            (Method::POST, "/"),
+            (Method::DELETE, "/query-executions/x"),
+            (Method::GET, "/query-executions//results"),
+            (Method::GET, "/workgroups"),
+        ] {
+            assert_eq!(rest_route(&method, path, None), None, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn path_members_join_the_body() {
+        let merged = merge_rest_members(
+            br#"{"QueryString": "SELECT 1"}"#,
+            Map::from_iter([("QueryExecutionId".to_owned(), json!("q"))]),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&merged).unwrap(),
+            json!({"QueryString": "SELECT 1", "QueryExecutionId": "q"})
+        );
+        assert_eq!(merge_rest_members(b"", Map::new()).unwrap(), b"{}");
+        assert!(merge_rest_members(b"[1]", Map::new()).is_err());
+    }
 }

@@ -25,7 +25,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::api::athena::ATHENA_TARGET_PREFIX;
+use crate::api::athena::{self, ATHENA_TARGET_PREFIX};
 use crate::api::firehose::{self, FirehoseReceiver};
 use crate::api::live_tail::{self, ChannelBody};
 use crate::api::nettrail::prometheus;
@@ -253,14 +253,21 @@ impl Front {
                 &request_id,
             );
         }
-        let operation = req
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .map(|t| t.strip_prefix(TARGET_PREFIX).unwrap_or(t).to_owned());
+        // Athena's REST-JSON protocol names the operation by method and path; every
+        // other operation comes as POST / with X-Amz-Target.
+        let rest = athena::rest_route(req.method(), req.uri().path(), req.uri().query());
+        let operation = match &rest {
+            Some(route) => Some(format!("{ATHENA_TARGET_PREFIX}{}", route.operation)),
+            None => req
+                .headers()
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .map(|t| t.strip_prefix(TARGET_PREFIX).unwrap_or(t).to_owned()),
+        };
+        let rest_members = rest.map(|route| route.members);
         // A request is handled in its own task so that a panic becomes a 500 answer
         // instead of a dropped connection.
-        let task = tokio::spawn(Arc::clone(&self).dispatch(req, operation.clone()));
+        let task = tokio::spawn(Arc::clone(&self).dispatch(req, operation.clone(), rest_members));
         let result = match task.await {
             Ok(result) => result,
             Err(e) => {
@@ -294,8 +301,9 @@ impl Front {
         self: Arc<Self>,
         req: Request<Incoming>,
         operation: Option<String>,
+        rest_members: Option<serde_json::Map<String, serde_json::Value>>,
     ) -> Result<serde_json::Value, ApiError> {
-        if req.method() != Method::POST || req.uri().path() != "/" {
+        if rest_members.is_none() && (req.method() != Method::POST || req.uri().path() != "/") {
             return Err(ApiError::UnknownOperation(format!(
                 "No operation at {} {}; the API is POST / with an X-Amz-Target header.",
                 req.method(),
@@ -325,6 +333,10 @@ impl Front {
             &body,
             service,
         )?;
+        let body = match rest_members {
+            Some(members) => Bytes::from(athena::merge_rest_members(&body, members)?),
+            None => body,
+        };
         let api = Arc::clone(&self.api);
         tokio::task::spawn_blocking(move || api.call(&operation, &body))
             .await
