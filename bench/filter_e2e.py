@@ -1,4 +1,4 @@
-"""The measuring half of bench/filter-e2e (see there): three FilterLogEvents over the
+"""The measuring half of bench/filter-e2e (see there): five FilterLogEvents over the
 group /bench/flows, with the server's own scan statistics (from its debug log).
 
     filter_e2e.py ENDPOINT SERVER_LOG PID rows ROWS_JSON
@@ -18,6 +18,12 @@ part_bytes = int(sys.argv[6]) if tier == "parts" else 0
 
 QUERIES = [
     ("selective (absent) term, whole group", "eni-00000000000000dead"),
+    # Digits only, longer than any number column's values: over parts, only the text
+    # columns are looked at.
+    ("absent number, whole group", "98765432101"),
+    # A regular expression says nothing a row group can be left out by: every row group
+    # is decoded and every message built.
+    ("absent regex, whole group", "%eni-0{12}dead%"),
     ("non-selective term, first page", "ACCEPT"),
     ("VPC SSH reject pattern, first page",
      '[version, account, eni, source, destination, srcport, destport="22", protocol="6", packets, bytes, windowstart, windowend, action="REJECT", flowlogstatus]'),

@@ -4,6 +4,7 @@
 //! safe to retry.
 
 mod credentials;
+pub mod s3;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -26,6 +26,14 @@ use crate::error::PartError;
 /// The key-value metadata key holding a part's layout.
 pub const LAYOUT_KEY: &str = "nettrail.layout";
 
+/// The key-value metadata key naming the order of a part's rows when it is not key
+/// order (timestamp, then sequence number) from the first row to the last.
+pub const ORDER_KEY: &str = "nettrail.order";
+
+/// [`ORDER_KEY`]'s value for a flow part whose rejected records follow all the others:
+/// two runs, each in key order, each in row groups of its own.
+pub const ORDER_REJECTS_LAST: &str = "rejects-last";
+
 /// The columns every part starts with, in order.
 pub const KEY_COLUMNS: [&str; 4] = ["timestamp", "ingestion_time", "log_stream", "event_seq"];
 

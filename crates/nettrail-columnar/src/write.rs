@@ -2,7 +2,11 @@
 //!
 //! Events are written in key order (timestamp, then sequence number), the order every
 //! read of the store returns them in, so that a read streams a part row group by row
-//! group and stops where its page is full. The writer settings follow the measurements
+//! group and stops where its page is full. A flow part with both accepted and rejected
+//! records is two runs instead, the rejected ones last, each run in key order and in
+//! row groups of its own ([`ORDER_REJECTS_LAST`]): what users look for most is rejected
+//! traffic, and a row group of one `action` value is left out by a search for the other
+//! from its statistics alone. The writer settings follow the measurements
 //! of `../shared/specs/flow-analytics.md` §2: zstd, dictionary encoding on every column
 //! but the sequence number (unique, so delta-encoded instead), row groups of up to 1 Mi
 //! rows (smaller ones repeat their dictionaries), page-level statistics with the page
@@ -18,7 +22,7 @@ use arrow_array::{
     TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, SchemaRef};
-use nettrail_formats::flow::LogFormat;
+use nettrail_formats::flow::{Field, LogFormat};
 use nettrail_formats::vpn::columns::{ColumnType, ColumnValue, VpnLogKind};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -28,7 +32,7 @@ use parquet::schema::types::ColumnPath;
 
 use crate::error::PartError;
 use crate::event::PartEvent;
-use crate::layout::{PartLayout, KEY_COLUMNS, LAYOUT_KEY};
+use crate::layout::{PartLayout, KEY_COLUMNS, LAYOUT_KEY, ORDER_KEY, ORDER_REJECTS_LAST};
 
 /// Rows per record batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 65_536;
@@ -93,8 +97,8 @@ pub struct PartSummary {
     pub streams: BTreeMap<Arc<str>, StreamSummary>,
 }
 
-/// Writes `events` (sorted here into key order) as a part of `layout` to `out`, and
-/// says what it holds.
+/// Writes `events` (sorted here into key order, or into two runs: see the module's
+/// doc) as a part of `layout` to `out`, and says what it holds.
 pub fn write_part<W: Write + Send>(
     events: &mut [PartEvent],
     layout: &PartLayout,
@@ -104,18 +108,20 @@ pub fn write_part<W: Write + Send>(
     if events.is_empty() {
         return Err(PartError::Empty);
     }
-    // Key order. Grouping the flow records of one timestamp by interface and addresses
-    // was measured and lost: the addresses' 0.4 B/record saved cost the delta-encoded
-    // sequence numbers more (20 M generated records: 12.88 -> 14.09 B/record).
-    events.sort_unstable_by_key(|e| (e.timestamp, e.seq));
+    // Key order within a run. Grouping the flow records of one timestamp by interface
+    // and addresses was measured and lost: the addresses' 0.4 B/record saved cost the
+    // delta-encoded sequence numbers more (20 M generated records: 12.88 -> 14.09).
+    let rejects_from = order_rejects_last(layout, events);
     let schema = layout.schema();
-    let properties = properties(layout, options, events);
+    let order = rejects_from.map(|_| ORDER_REJECTS_LAST);
+    let properties = properties(layout, options, order, events);
     let mut writer = ArrowWriter::try_new(out, Arc::clone(&schema), Some(properties))?;
     let mut summary = PartSummary {
         rows: events.len() as u64,
         typed_rows: 0,
-        min_ts: events[0].timestamp,
-        max_ts: events[events.len() - 1].timestamp,
+        // Not the first and last rows': a part may be two runs.
+        min_ts: events.iter().map(|e| e.timestamp).min().unwrap_or_default(),
+        max_ts: events.iter().map(|e| e.timestamp).max().unwrap_or_default(),
         min_seq: u64::MAX,
         max_seq: 0,
         streams: BTreeMap::new(),
@@ -141,21 +147,48 @@ pub fn write_part<W: Write + Send>(
         stream.max_ingestion_time = stream.max_ingestion_time.max(event.ingestion_time);
         stream.message_bytes += event.message.len() as u64;
     }
-    for chunk in events.chunks(BATCH_ROWS) {
-        let (batch, typed) = batch(&schema, layout, chunk)?;
-        summary.typed_rows += typed;
-        writer.write(&batch)?;
+    let (others, rejects) = events.split_at(rejects_from.unwrap_or(events.len()));
+    for run in [others, rejects] {
+        for chunk in run.chunks(BATCH_ROWS) {
+            let (batch, typed) = batch(&schema, layout, chunk)?;
+            summary.typed_rows += typed;
+            writer.write(&batch)?;
+        }
+        // Each run in row groups of its own.
+        writer.flush()?;
     }
     Ok((writer.into_inner()?, summary))
+}
+
+/// Sorts `events` into key order, or, for a flow layout with an `action` field when
+/// both runs are non-empty, into the others then the rejected records (each in key
+/// order); returns where the rejected ones begin in that case.
+fn order_rejects_last(layout: &PartLayout, events: &mut [PartEvent]) -> Option<usize> {
+    let action = layout
+        .flow_format()
+        .and_then(|format| format.position(Field::ACTION));
+    let Some(position) = action else {
+        events.sort_unstable_by_key(|e| (e.timestamp, e.seq));
+        return None;
+    };
+    // Only an order: a record is read back whole whichever run holds it.
+    let rejected = |e: &PartEvent| e.message.split(' ').nth(position) == Some("REJECT");
+    events.sort_by_cached_key(|e| (rejected(e), e.timestamp, e.seq));
+    let first_rejected = events.partition_point(|e| !rejected(e));
+    (first_rejected > 0 && first_rejected < events.len()).then_some(first_rejected)
 }
 
 fn properties(
     layout: &PartLayout,
     options: &WriteOptions,
+    order: Option<&str>,
     events: &[PartEvent],
 ) -> WriterProperties {
     let level = ZstdLevel::try_new(options.zstd_level).unwrap_or_default();
     let mut metadata = vec![KeyValue::new(LAYOUT_KEY.to_owned(), layout.to_metadata())];
+    if let Some(order) = order {
+        metadata.push(KeyValue::new(ORDER_KEY.to_owned(), order.to_owned()));
+    }
     metadata.extend(
         options
             .metadata

@@ -1,11 +1,12 @@
-//! Parts give back every event byte for byte, in key order, whatever its text.
+//! Parts give back every event byte for byte, in key order (or, for flow records both
+//! accepted and rejected, in two runs each in key order), whatever its text.
 
 use std::sync::Arc;
 
 use nettrail_columnar::detect::detect_layout;
 use nettrail_columnar::file::SharedFile;
 use nettrail_columnar::{write_part, PartEvent, PartLayout, PartReader, WriteOptions};
-use nettrail_formats::flow::LogFormat;
+use nettrail_formats::flow::{Field, LogFormat};
 use proptest::prelude::*;
 
 fn event(timestamp: i64, seq: u64, stream: &str, message: &str) -> PartEvent {
@@ -35,6 +36,14 @@ fn round_trip(
     )
     .unwrap();
     assert_eq!(summary.rows, events.len() as u64);
+    assert_eq!(
+        summary.min_ts,
+        events.iter().map(|e| e.timestamp).min().unwrap()
+    );
+    assert_eq!(
+        summary.max_ts,
+        events.iter().map(|e| e.timestamp).max().unwrap()
+    );
     let reader = PartReader::open(SharedFile::open(&path).unwrap()).unwrap();
     assert_eq!(reader.layout(), layout);
     let mut back = Vec::new();
@@ -52,11 +61,26 @@ fn round_trip(
             }
         }
     }
-    assert!(
-        back.windows(2)
-            .all(|w| (w[0].timestamp, w[0].seq) <= (w[1].timestamp, w[1].seq)),
-        "rows are in key order"
-    );
+    let in_key_order = |rows: &[PartEvent]| {
+        rows.windows(2)
+            .all(|w| (w[0].timestamp, w[0].seq) <= (w[1].timestamp, w[1].seq))
+    };
+    if reader.in_key_order() {
+        assert!(in_key_order(&back), "rows are in key order");
+    } else {
+        // Two runs, each in key order: the rejected flow records last.
+        let action = layout
+            .flow_format()
+            .unwrap()
+            .position(Field::ACTION)
+            .unwrap();
+        let rejected = |e: &PartEvent| e.message.split(' ').nth(action) == Some("REJECT");
+        let split = back.partition_point(|e| !rejected(e));
+        assert!(split > 0 && split < back.len());
+        assert!(back[split..].iter().all(rejected), "rejected records last");
+        assert!(in_key_order(&back[..split]) && in_key_order(&back[split..]));
+        back.sort_by_key(|e| (e.timestamp, e.seq));
+    }
     (back, summary.typed_rows)
 }
 
@@ -126,6 +150,68 @@ fn small_row_groups_keep_key_order_across_groups() {
     let mut expected = events.clone();
     expected.sort_by_key(|e| (e.timestamp, e.seq));
     assert_eq!(back, expected);
+}
+
+#[test]
+fn rejected_records_are_a_run_that_statistics_leave_out_of_other_searches() {
+    let events: Vec<PartEvent> = (0..1000)
+        .map(|i| event(i, i as u64, "s", FLOWS[i as usize % 2]))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part.parquet");
+    let options = WriteOptions {
+        max_row_group_rows: 64,
+        ..WriteOptions::default()
+    };
+    let layout = PartLayout::Flow(LogFormat::default_vpc());
+    write_part(
+        &mut events.clone(),
+        &layout,
+        &options,
+        std::fs::File::create(&path).unwrap(),
+    )
+    .unwrap();
+    let reader = PartReader::open(SharedFile::open(&path).unwrap()).unwrap();
+    assert!(!reader.in_key_order());
+    let rejected = |v: &str| v == "REJECT";
+    let accepted = |v: &str| v == "ACCEPT";
+    let passing = |test: &(dyn Fn(&str) -> bool + Sync)| -> Vec<usize> {
+        (0..reader.row_groups())
+            .filter(|&rg| reader.row_group_may_pass(rg, &[(12, test)]))
+            .collect()
+    };
+    let rows = |groups: &[usize]| -> usize {
+        groups
+            .iter()
+            .map(|&rg| {
+                reader
+                    .read_row_group(rg, true)
+                    .unwrap()
+                    .map(|b| b.unwrap().len())
+                    .sum::<usize>()
+            })
+            .sum()
+    };
+    // 500 of each, in row groups of their own: 8 + 8 of at most 64 rows.
+    let (with_rejects, with_accepts) = (passing(&rejected), passing(&accepted));
+    assert_eq!((rows(&with_rejects), rows(&with_accepts)), (500, 500));
+    assert_eq!(with_rejects.len() + with_accepts.len(), reader.row_groups());
+    // Statistics tell nothing of number columns; a text column of one value that
+    // fails leaves every group out.
+    assert_eq!(
+        (0..reader.row_groups())
+            .filter(|&rg| reader.row_group_may_pass(rg, &[(6, &|v: &str| v == "9")]))
+            .count(),
+        reader.row_groups(),
+        "dstport is a number column"
+    );
+    assert_eq!(
+        (0..reader.row_groups())
+            .filter(|&rg| reader.row_group_may_pass(rg, &[(2, &|v: &str| v == "x")]))
+            .count(),
+        0,
+        "one interface in every group, and not x"
+    );
 }
 
 #[test]

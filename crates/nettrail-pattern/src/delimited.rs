@@ -33,6 +33,23 @@ impl FieldExpr {
     }
 }
 
+/// A condition every event a space-delimited pattern matches holds on one of its
+/// fields (see [`FilterPattern::field_tests`](crate::FilterPattern::field_tests)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldTest {
+    /// The field, counted from 0 among the event's space-separated fields.
+    pub field: usize,
+    expr: FieldExpr,
+}
+
+impl FieldTest {
+    /// Whether `value`, the field's text as the pattern sees it (without enclosing
+    /// `""` or `[]`), passes.
+    pub fn holds(&self, value: &str) -> bool {
+        self.expr.holds(value)
+    }
+}
+
 /// A compiled space-delimited pattern.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelimitedPattern {
@@ -232,6 +249,26 @@ impl DelimitedPattern {
                 walk(cond, out);
             }
         }
+    }
+
+    /// What every matching event of exactly `width` fields holds field by field: the
+    /// conditions of the named slots bound to one field each (a last slot that takes
+    /// the rest of the line says nothing). Empty when no event of that width matches
+    /// at all, as when it says nothing.
+    pub(crate) fn field_tests(&self, width: usize) -> Vec<FieldTest> {
+        if width < self.named {
+            return Vec::new();
+        }
+        self.named()
+            .enumerate()
+            .filter_map(|(j, (_, cond))| match (cond, self.binding(j, width)) {
+                (Some(cond), Binding::Field(field)) => Some(FieldTest {
+                    field,
+                    expr: cond.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     pub(crate) fn named(&self) -> impl Iterator<Item = (&str, Option<&FieldExpr>)> {

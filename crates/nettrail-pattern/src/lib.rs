@@ -29,6 +29,7 @@ mod pattern;
 mod terms;
 mod value;
 
+pub use delimited::FieldTest;
 pub use error::PatternError;
 pub use metric::{MetricSample, MetricTransformation, MAX_DIMENSIONS};
 pub use pattern::{Extracted, FilterPattern, PatternKind, MAX_PATTERN_CHARS, MAX_REGEXES};

@@ -224,6 +224,19 @@ impl FilterPattern {
         }
     }
 
+    /// For an event of exactly `width` space-separated fields: conditions each of
+    /// its fields must pass for the event to match (empty when the pattern says
+    /// nothing field by field: it is not space-delimited, or no such event matches).
+    /// They are necessary, not sufficient: a reader may skip an event that fails one
+    /// before building its text, and must still match the rest. A field's value is as
+    /// the pattern splits it: a plain run of non-blank characters is itself.
+    pub fn field_tests(&self, width: usize) -> Vec<delimited::FieldTest> {
+        match &self.compiled {
+            Compiled::Delimited(d) => d.field_tests(width),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether an event message matches.
     pub fn matches(&self, event: &str) -> bool {
         if self.prefilter.rejects(event) {
@@ -358,6 +371,35 @@ mod tests {
             expected.sort();
             assert_eq!(found, expected, "{source}");
         }
+    }
+
+    #[test]
+    fn field_tests_are_the_conditions_of_slots_bound_to_one_field() {
+        let ssh = FilterPattern::parse(
+            "[version, account, eni, source, destination, srcport, destport=\"22\", protocol=\"6\", packets, bytes, windowstart, windowend, action=\"REJECT\", flowlogstatus]",
+        )
+        .unwrap();
+        let fields = |p: &FilterPattern, width| -> Vec<usize> {
+            p.field_tests(width).iter().map(|t| t.field).collect()
+        };
+        assert_eq!(fields(&ssh, 14), [6, 7, 12]);
+        // A wider event: the last slot takes the rest of the line, the others stay.
+        assert_eq!(fields(&ssh, 20), [6, 7, 12]);
+        assert!(fields(&ssh, 13).is_empty(), "no 13-field event matches");
+        let tests = ssh.field_tests(14);
+        assert!(tests[0].holds("22") && !tests[0].holds("220"));
+        // After `...`, slots bind from the right end.
+        let tail = FilterPattern::parse("[first, ..., action = REJECT, status]").unwrap();
+        assert_eq!(fields(&tail, 14), [12]);
+        assert_eq!(fields(&tail, 3), [1]);
+        // The last slot of a pattern without `...` may take several fields.
+        let last = FilterPattern::parse("[a, b = x]").unwrap();
+        assert_eq!(fields(&last, 2), [1]);
+        assert!(fields(&last, 3).is_empty());
+        assert!(FilterPattern::parse("REJECT")
+            .unwrap()
+            .field_tests(14)
+            .is_empty());
     }
 
     #[test]

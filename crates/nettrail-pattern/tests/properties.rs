@@ -1,6 +1,7 @@
 //! Properties of the pattern language on generated input: printing a pattern and parsing
 //! it back gives the same pattern; term patterns agree with a naive substring reference;
-//! no input makes parsing or matching panic.
+//! a space-delimited pattern's field tests hold on every event it matches; no input
+//! makes parsing or matching panic.
 
 use nettrail_pattern::FilterPattern;
 use proptest::prelude::*;
@@ -161,8 +162,75 @@ fn any_pattern() -> impl Strategy<Value = String> {
     ]
 }
 
+/// A space-delimited pattern over the words of [`FIELD_WORDS`], so that it often
+/// matches events made of them.
+fn delimited_over_words() -> impl Strategy<Value = String> {
+    let condition = prop_oneof![
+        Just("= 22"),
+        Just("!= 22"),
+        Just("> 10"),
+        Just("<= 6"),
+        Just("= REJECT"),
+        Just("= *EJ*"),
+        Just("!= ACCEPT"),
+        Just("= %^[0-9]+$%"),
+        Just("= \"-\""),
+    ];
+    (
+        proptest::collection::vec(
+            (
+                proptest::option::of(condition.clone()),
+                proptest::option::of(condition),
+            ),
+            1..7,
+        ),
+        proptest::option::of(0usize..7),
+    )
+        .prop_map(|(slots, ellipsis)| {
+            let mut slots: Vec<String> = slots
+                .iter()
+                .enumerate()
+                .map(|(i, conds)| match conds {
+                    (None, _) => format!("f{i}"),
+                    (Some(a), None) => format!("f{i} {a}"),
+                    (Some(a), Some(b)) => format!("f{i} {a} || f{i} {b}"),
+                })
+                .collect();
+            if let Some(at) = ellipsis {
+                slots.insert(at.min(slots.len()), "...".into());
+            }
+            format!("[{}]", slots.join(", "))
+        })
+}
+
+/// Plain fields (no blank, no enclosing quotes or brackets), as a flow record has.
+const FIELD_WORDS: [&str; 10] = [
+    "22", "6", "REJECT", "ACCEPT", "-", "10", "eni-7", "1000", "-5", "OK",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn field_tests_hold_on_every_event_a_delimited_pattern_matches(
+        source in delimited_over_words(),
+        words in proptest::collection::vec(0usize..FIELD_WORDS.len(), 1..9),
+    ) {
+        // At most two regular expressions per pattern: others are refused.
+        let pattern = FilterPattern::parse(&source);
+        prop_assume!(pattern.is_ok());
+        let pattern = pattern.unwrap();
+        let fields: Vec<&str> = words.iter().map(|&w| FIELD_WORDS[w]).collect();
+        let event = fields.join(" ");
+        if pattern.matches(&event) {
+            for test in pattern.field_tests(fields.len()) {
+                prop_assert!(
+                    test.holds(fields[test.field]),
+                    "{:?} matches {:?} but its test of field {} fails", source, event, test.field
+                );
+            }
+        }
+    }
 
     #[test]
     fn a_printed_pattern_parses_back_to_the_same_pattern(source in any_pattern()) {

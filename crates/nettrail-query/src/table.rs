@@ -278,12 +278,24 @@ impl TableProvider for GroupTable {
             let files: Vec<PartitionedFile> = parts
                 .into_iter()
                 .map(|(part, values)| {
-                    PartitionedFile::new(part.path.to_string_lossy().to_string(), part.bytes)
+                    PartitionedFile::new(part.location.clone(), part.bytes)
                         .with_partition_values(values)
                 })
                 .collect();
             let groups = split_files(files, state.config().target_partitions());
-            let config = FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), source)
+            let store_url = match &snapshot.lake_store {
+                None => ObjectStoreUrl::local_filesystem(),
+                Some(lake) => {
+                    // The parts are in a bucket: DataFusion reads them with the store's
+                    // own client (registering again replaces the same store).
+                    let url = ObjectStoreUrl::parse(&lake.url)?;
+                    state
+                        .runtime_env()
+                        .register_object_store(url.as_ref(), Arc::clone(&lake.store));
+                    url
+                }
+            };
+            let config = FileScanConfigBuilder::new(store_url, source)
                 .with_file_groups(groups)
                 .with_projection_indices(projection.cloned())?
                 .with_limit(limit)

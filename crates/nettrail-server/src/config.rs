@@ -355,6 +355,15 @@ pub struct StoreSettings {
     pub part_row_group_rows: usize,
     /// Segment bytes one compaction of a log group takes at most.
     pub compaction_max_bytes: u64,
+    /// Where the parts are kept: empty for `DATA_DIR/lake/`, or `s3://BUCKET/PREFIX` for
+    /// an S3 bucket (or an S3-compatible store at `lake_endpoint_url`), with the
+    /// credentials and region of the AWS environment or `lake_profile`.
+    pub lake: String,
+    /// The S3-compatible endpoint of `lake` (MinIO, Ceph, …); empty for AWS's.
+    pub lake_endpoint_url: String,
+    /// The AWS profile whose credentials and region `lake` uses; empty for the
+    /// environment's (`AWS_PROFILE`, `AWS_ACCESS_KEY_ID`, …).
+    pub lake_profile: String,
 }
 
 impl Default for StoreSettings {
@@ -368,7 +377,51 @@ impl Default for StoreSettings {
             part_zstd_level: 3,
             part_row_group_rows: 1 << 20,
             compaction_max_bytes: 64 << 20,
+            lake: String::new(),
+            lake_endpoint_url: String::new(),
+            lake_profile: String::new(),
         }
+    }
+}
+
+impl StoreSettings {
+    /// Where `lake` says the parts go, with its bucket's client built.
+    pub fn lake_config(&self) -> Result<nettrail_store::LakeConfig, String> {
+        let lake = self.lake.trim();
+        if lake.is_empty() {
+            return Ok(nettrail_store::LakeConfig::DataDir);
+        }
+        let Some(bucket_and_prefix) = lake.strip_prefix("s3://") else {
+            return Err(format!(
+                "[store] lake = {lake:?}: give s3://BUCKET/PREFIX, or leave it empty to keep the parts in the data directory"
+            ));
+        };
+        let non_empty = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned);
+        let bucket = nettrail_client::s3::s3_bucket(
+            bucket_and_prefix,
+            non_empty(&self.lake_endpoint_url).as_deref(),
+            non_empty(&self.lake_profile).as_deref(),
+        )
+        .map_err(|e| format!("[store] lake = {lake:?}: {e}"))?;
+        Ok(nettrail_store::LakeConfig::ObjectStore(
+            nettrail_store::ObjectLakeConfig {
+                store: bucket.store,
+                url: format!("s3://{}", bucket.name),
+                prefix: bucket.prefix.trim_matches('/').to_owned(),
+            },
+        ))
+    }
+
+    /// The URL of the folder holding `group`'s parts, as engines outside nettrail name
+    /// it (`file:///…/lake/<group>/` or `s3://BUCKET/PREFIX/lake/<group>/`).
+    pub fn lake_location(&self, data_dir: &std::path::Path, group: &str) -> String {
+        let folder = nettrail_store::lake_folder(group);
+        let lake = self.lake.trim().trim_end_matches('/');
+        if lake.is_empty() {
+            let data_dir = std::fs::canonicalize(data_dir).unwrap_or(data_dir.to_owned());
+            return format!("file://{}/", data_dir.join(folder).display());
+        }
+        format!("{lake}/{folder}/")
     }
 }
 
@@ -404,8 +457,9 @@ fn seconds(secs: f64, min: f64) -> Duration {
 }
 
 impl ServerConfig {
-    /// The store configuration this server configuration implies.
-    pub fn store_config(&self) -> nettrail_store::FileStoreConfig {
+    /// The store configuration this server configuration implies (an error says which
+    /// option cannot be used).
+    pub fn store_config(&self) -> Result<nettrail_store::FileStoreConfig, String> {
         let mut config = nettrail_store::FileStoreConfig::new(&self.data_dir);
         config.zstd_level = self.store.zstd_level;
         config.segment_max_bytes = self.store.segment_max_bytes;
@@ -420,6 +474,7 @@ impl ServerConfig {
         config.metric_retention =
             Duration::from_secs(u64::from(self.metrics.retention_days.max(1)) * 86_400);
         config.max_metric_series = self.metrics.max_series;
-        config
+        config.lake = self.store.lake_config()?;
+        Ok(config)
     }
 }

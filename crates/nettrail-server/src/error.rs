@@ -139,6 +139,7 @@ impl From<StoreError> for ApiError {
             fault @ (StoreError::Io { .. }
             | StoreError::Corrupt { .. }
             | StoreError::Part { .. }
+            | StoreError::Lake { .. }
             | StoreError::Locked(_)
             | StoreError::Closed) => {
                 tracing::error!(error = %fault, "store fault");

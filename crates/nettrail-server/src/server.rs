@@ -21,7 +21,7 @@ pub enum ServeError {
     #[error("refusing to listen on {0} without access keys: anyone who can reach it could read and write logs. Configure access_keys in the config file or set NETTRAIL_ACCESS_KEY_ID and NETTRAIL_SECRET_ACCESS_KEY, or listen on a loopback address")]
     InsecureListen(SocketAddr),
     /// The listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -32,7 +32,7 @@ pub enum ServeError {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// The store could not be opened.
-    #[error("cannot open the store: {0}")]
+    #[error("cannot open the store")]
     Store(#[from] nettrail_store::StoreError),
 }
 
@@ -51,7 +51,7 @@ impl Server {
             return Err(ServeError::InsecureListen(config.listen));
         }
         Engines::check_config(&config).map_err(ServeError::Config)?;
-        let store_config = config.store_config();
+        let store_config = config.store_config().map_err(ServeError::Config)?;
         let store = tokio::task::spawn_blocking(move || FileStore::open(store_config))
             .await
             .expect("store open does not panic")?;

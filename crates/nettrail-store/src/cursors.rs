@@ -104,7 +104,7 @@ impl CursorFile {
             })
             .map_err(|e| StoreError::io("writing cursors", &path, e))?;
         if created {
-            crate::journal::sync_dir(&self.dir)?;
+            crate::fsync::sync_dir(&self.dir)?;
         }
         self.generation = generation;
         self.cursors = next;

@@ -88,6 +88,16 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The object store holding the columnar tier (`[store] lake`) failed a request.
+    #[error("{context} {location}: {reason}")]
+    Lake {
+        /// What was being done.
+        context: &'static str,
+        /// The object or bucket, as a URL.
+        location: String,
+        /// What the object store said.
+        reason: String,
+    },
     /// The data directory is held by another running store.
     #[error("data directory {0} is in use by another nettrail process")]
     Locked(PathBuf),
@@ -116,6 +126,7 @@ impl StoreError {
             self,
             StoreError::Io { .. }
                 | StoreError::Corrupt { .. }
+                | StoreError::Lake { .. }
                 | StoreError::Locked(_)
                 | StoreError::Closed
         )

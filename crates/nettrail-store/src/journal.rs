@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::fsync::sync_dir;
 use crate::model::{ImportCheckpoint, MetricFilter, ResourcePolicy, SubscriptionFilter};
 use crate::parts::PartMeta;
 
@@ -252,13 +253,6 @@ fn frame<R: Serialize>(record: &R, out: &mut Vec<u8>) {
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
     out.extend_from_slice(&body);
-}
-
-/// Fsyncs a directory so that a rename or a new file in it is durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io("syncing directory", dir, e))
 }
 
 #[cfg(test)]

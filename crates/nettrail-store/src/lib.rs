@@ -24,6 +24,7 @@
 //! - [`block`] and `segment.rs`: the row tier's on-disk units, blocks in segment files,
 //!   and the verified block access every read goes through;
 //! - `parts.rs`: the columnar tier's units (catalog entries, parts, their Hive folders);
+//!   `lake.rs`: where their files are (the data directory or an object store);
 //!   `snapshot.rs`: one group across both tiers at one moment, for the query engine;
 //! - `scan.rs`: ordered, bounded-memory page reads over blocks and parts;
 //! - `journal.rs`, `cursors.rs`, `metric_log.rs`: the metadata journal, subscription
@@ -40,7 +41,9 @@ pub mod block;
 mod cursors;
 mod error;
 mod file_store;
+mod fsync;
 mod journal;
+mod lake;
 pub mod log_store;
 mod metric_log;
 pub mod model;
@@ -51,13 +54,14 @@ mod snapshot;
 
 pub use error::{CorruptKind, Result, StoreError};
 pub use file_store::{CompactionStats, FileStore, FileStoreConfig};
+pub use lake::{LakeConfig, ObjectLakeConfig};
 pub use log_store::LogStore;
 pub use model::{
-    policy_key, AppendAck, Backlog, CommittedPage, Direction, EventKey, GroupInfo,
-    ImportCheckpoint, MetricCommit, MetricFilter, MetricId, MetricPoint, MetricTransformationDef,
-    Millis, MinuteStats, NewEvent, NewGroup, PageLimit, ResourcePolicy, ScanHint, ScanPage,
-    ScanRequest, ScanStats, ScannedEvent, StoreCounters, StreamInfo, StreamSelector,
-    SubscriptionFilter,
+    policy_key, AppendAck, Backlog, CommittedPage, Direction, EventKey, FieldCondition,
+    FieldConditions, GroupInfo, ImportCheckpoint, MetricCommit, MetricFilter, MetricId,
+    MetricPoint, MetricTransformationDef, Millis, MinuteStats, NewEvent, NewGroup, PageLimit,
+    ResourcePolicy, ScanHint, ScanPage, ScanRequest, ScanStats, ScannedEvent, StoreCounters,
+    StreamInfo, StreamSelector, SubscriptionFilter,
 };
 pub use parts::{lake_folder, readable_name};
-pub use snapshot::{PartFile, TierSnapshot};
+pub use snapshot::{LakeStore, PartFile, TierSnapshot};

@@ -82,7 +82,7 @@ pub trait LogStore: Send + Sync {
         &self,
         request: &ScanRequest,
         filter: &dyn Fn(&str) -> bool,
-        hint: &ScanHint,
+        hint: &ScanHint<'_>,
         limit: PageLimit,
     ) -> Result<ScanPage>;
 

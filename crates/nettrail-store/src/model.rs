@@ -205,11 +205,42 @@ pub struct ScanRequest {
 }
 
 /// What a scan may assume about its filter, so that it can skip data the filter
-/// admits nothing of (the columnar tier skips row groups).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanHint {
+/// admits nothing of (the columnar tier skips row groups, and typed rows before their
+/// text is built).
+#[derive(Clone, Copy, Default)]
+pub struct ScanHint<'a> {
     /// Every event the filter admits contains each of these (case-sensitive).
-    pub must_contain: Vec<String>,
+    pub must_contain: &'a [String],
+    /// What the filter requires of the space-separated fields of the messages it
+    /// admits, if it says anything field by field.
+    pub fields: Option<&'a dyn FieldConditions>,
+}
+
+impl std::fmt::Debug for ScanHint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanHint")
+            .field("must_contain", &self.must_contain)
+            .field("fields", &self.fields.is_some())
+            .finish()
+    }
+}
+
+/// What a filter requires, field by field, of the messages it admits that are
+/// space-separated fields (as flow records are).
+pub trait FieldConditions: Sync {
+    /// For a message of exactly `width` fields: conditions that each of its fields
+    /// must pass for the filter to admit it (necessary, not sufficient; empty when
+    /// nothing is known). A field is a run of non-blank characters that does not begin
+    /// with `"` or `[`; the caller does not ask about other fields.
+    fn of_width(&self, width: usize) -> Vec<FieldCondition<'_>>;
+}
+
+/// A condition on one field of a message (see [`FieldConditions`]).
+pub struct FieldCondition<'a> {
+    /// The field, counted from 0.
+    pub field: usize,
+    /// Whether the field's text passes.
+    pub holds: Box<dyn Fn(&str) -> bool + Sync + 'a>,
 }
 
 /// What a scan did, for diagnostics and benchmarks.
@@ -228,6 +259,9 @@ pub struct ScanStats {
     /// Row groups of parts left out because the [`ScanHint`] says none of their rows
     /// can match (their text columns were read to tell).
     pub row_groups_skipped: u64,
+    /// Typed rows of parts left out by the hint's field conditions before their
+    /// message was built.
+    pub rows_skipped_by_fields: u64,
     /// Compressed bytes of parts' column chunks read (whole row groups, or the text
     /// columns of skipped ones).
     pub part_bytes_read: u64,

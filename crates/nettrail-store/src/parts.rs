@@ -10,14 +10,14 @@
 //! removed when the last read holding it lets go (a read snapshots the catalog, then
 //! opens the files it selected).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nettrail_columnar::file::SharedFile;
 use nettrail_columnar::PartReader;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
+use crate::lake::{Lake, PartInput};
 use crate::model::{EventKey, Millis};
 
 /// One hour, the span of event time a part covers.
@@ -88,19 +88,30 @@ impl PartMeta {
 #[derive(Debug)]
 pub(crate) struct Part {
     pub(crate) meta: PartMeta,
-    pub(crate) path: PathBuf,
+    /// The lake holding its file.
+    lake: Lake,
     /// Set when a commit replaced the part: its file goes when the last holder drops.
     obsolete: AtomicBool,
 }
 
 impl Part {
-    /// The part of `meta`, under the data directory `dir`.
-    pub(crate) fn new(meta: PartMeta, dir: &Path) -> Part {
+    /// The part of `meta`, in `lake`.
+    pub(crate) fn new(meta: PartMeta, lake: &Lake) -> Part {
         Part {
-            path: dir.join(&meta.file),
             meta,
+            lake: lake.clone(),
             obsolete: AtomicBool::new(false),
         }
+    }
+
+    /// Where its file is (a path, or an object's URL), for messages.
+    pub(crate) fn location(&self) -> PathBuf {
+        self.lake.display(&self.meta.file)
+    }
+
+    /// Where a query engine reads its file (see [`Lake::engine_path`]).
+    pub(crate) fn engine_path(&self) -> String {
+        self.lake.engine_path(&self.meta.file)
     }
 
     /// Marks the part replaced: its file is deleted once no read holds it.
@@ -111,31 +122,22 @@ impl Part {
     /// The error of a failed read of this part.
     pub(crate) fn read_error(&self, e: nettrail_columnar::PartError) -> StoreError {
         StoreError::Part {
-            path: self.path.clone(),
+            path: self.location(),
             reason: e.to_string(),
         }
     }
 
     /// Opens the part's file for reading.
-    pub(crate) fn open(&self) -> Result<PartReader<SharedFile>> {
-        let file = SharedFile::open(&self.path)
-            .map_err(|e| StoreError::io("opening part", &self.path, e))?;
-        PartReader::open(file).map_err(|e| self.read_error(e))
+    pub(crate) fn open(&self) -> Result<PartReader<PartInput>> {
+        let input = self.lake.open_part(&self.meta.file, self.meta.bytes)?;
+        PartReader::open(input).map_err(|e| self.read_error(e))
     }
 }
 
 impl Drop for Part {
     fn drop(&mut self) {
-        if !self.obsolete.load(Ordering::Acquire) {
-            return;
-        }
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => tracing::debug!(path = %self.path.display(), "removed replaced part"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            // Left for the orphan sweep of the next open.
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not remove replaced part")
-            }
+        if self.obsolete.load(Ordering::Acquire) {
+            self.lake.remove_replaced(&self.meta.file);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::block::{self, BlockHeader, HEADER_LEN};
 use crate::error::{CorruptKind, Result, StoreError};
-use crate::journal::sync_dir;
+use crate::fsync::sync_dir;
 
 /// Magic bytes at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"NTSEG\0\0\x01";

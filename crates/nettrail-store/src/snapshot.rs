@@ -3,8 +3,9 @@
 //! exactly one of them; the parts' files stay on disk while the snapshot lives, even if
 //! a compaction replaces them meanwhile.
 
-use std::path::PathBuf;
 use std::sync::Arc;
+
+use object_store::ObjectStore;
 
 use crate::block;
 use crate::error::{Result, StoreError};
@@ -16,8 +17,9 @@ use crate::segment::read_block;
 /// A part of the columnar tier as a query engine reads it.
 #[derive(Debug, Clone)]
 pub struct PartFile {
-    /// The Parquet file.
-    pub path: PathBuf,
+    /// The Parquet file: an absolute path, or with a [`LakeStore`] the object's key in
+    /// it.
+    pub location: String,
     /// Its size in bytes.
     pub bytes: u64,
     /// Its rows.
@@ -32,12 +34,23 @@ pub struct PartFile {
     pub partition_values: Vec<(String, String)>,
 }
 
+/// The object store the parts of a snapshot are in, when they are not on local disk.
+#[derive(Debug, Clone)]
+pub struct LakeStore {
+    /// Its URL as engines name it, `s3://BUCKET`.
+    pub url: String,
+    /// The store.
+    pub store: Arc<dyn ObjectStore>,
+}
+
 /// One log group across both tiers at one moment.
 pub struct TierSnapshot {
     /// The log group.
     pub group: String,
     /// The columnar tier.
     pub parts: Vec<PartFile>,
+    /// Where `parts` are, if not on the local file system.
+    pub lake_store: Option<LakeStore>,
     /// Events before this are expired and never returned.
     pub retention_cutoff: Option<Millis>,
     /// The flow-log format the group's writers declared, if any.

@@ -1,21 +1,16 @@
 //! The columnar tier: compaction moves sealed segments into parts, and every read
 //! answers exactly as before, whichever tier holds the events, across reopening.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nettrail_store::{
-    Direction, EventKey, FileStore, FileStoreConfig, ImportCheckpoint, LogStore, NewEvent,
-    NewGroup, PageLimit, ScanHint, ScanRequest, StreamSelector,
+    Direction, EventKey, FieldCondition, FieldConditions, FileStore, FileStoreConfig,
+    ImportCheckpoint, LogStore, NewEvent, PageLimit, ScanHint,
 };
 
-const HOUR: i64 = 3_600_000;
+mod common;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use common::*;
 
 fn config(dir: &Path) -> FileStoreConfig {
     let mut config = FileStoreConfig::new(dir);
@@ -26,214 +21,6 @@ fn config(dir: &Path) -> FileStoreConfig {
 
 fn open(dir: &Path) -> FileStore {
     FileStore::open(config(dir)).expect("open store")
-}
-
-fn create(store: &FileStore, group: &str, streams: &[&str]) {
-    store
-        .create_group(
-            NewGroup {
-                name: group.into(),
-                class: "STANDARD".into(),
-                ..NewGroup::default()
-            },
-            now(),
-        )
-        .unwrap();
-    for s in streams {
-        store.create_stream(group, s, now()).unwrap();
-    }
-}
-
-fn flow(i: i64, ts: i64) -> String {
-    format!(
-        "2 123456789010 eni-{:017x} 10.0.{}.{} 172.31.16.21 {} 22 6 {} {} {} {} {} OK",
-        i % 5,
-        i % 7,
-        i % 250,
-        40000 + i,
-        i % 9 + 1,
-        (i * 37) % 5000 + 40,
-        ts / 1000,
-        ts / 1000 + 60,
-        if i % 4 == 0 { "REJECT" } else { "ACCEPT" }
-    )
-}
-
-/// Writes `n` events into each stream, spread over three hours (out of order within a
-/// batch, several events per timestamp), some of them not flow records.
-fn write(store: &FileStore, group: &str, streams: &[&str], n: i64, base: i64, salt: i64) {
-    for (s, stream) in streams.iter().enumerate() {
-        let messages: Vec<(i64, String)> = (0..n)
-            .map(|i| {
-                let ts = base + ((i * 7919 + s as i64 * 31 + salt) % (3 * HOUR / 1000)) * 1000;
-                let message = if i % 11 == 3 {
-                    format!("a line that is not a flow record #{i} {salt}")
-                } else {
-                    flow(i + salt, ts)
-                };
-                (ts, message)
-            })
-            .collect();
-        for chunk in messages.chunks(13) {
-            let events: Vec<NewEvent<'_>> = chunk
-                .iter()
-                .map(|(ts, m)| NewEvent {
-                    timestamp: *ts,
-                    message: m.as_str().into(),
-                })
-                .collect();
-            store.append(group, stream, &events).unwrap();
-        }
-    }
-}
-
-type Row = (String, EventKey, i64, String);
-
-/// A stream's name, first and last event timestamps and last ingestion time.
-type StreamTimes = (String, Option<i64>, Option<i64>, Option<i64>);
-
-fn scan_all(store: &FileStore, request: &ScanRequest, page_size: usize) -> Vec<Row> {
-    let mut out = Vec::new();
-    let mut request = request.clone();
-    loop {
-        let limit = PageLimit {
-            max_events: page_size,
-            ..PageLimit::UNLIMITED
-        };
-        let page = store.scan(&request, &|_| true, limit).unwrap();
-        let mut rows: Vec<Row> = page
-            .events
-            .iter()
-            .map(|e| {
-                (
-                    e.stream.to_string(),
-                    e.key,
-                    e.ingestion_time,
-                    e.message.clone(),
-                )
-            })
-            .collect();
-        if request.direction == Direction::Backward {
-            rows.reverse();
-        }
-        let Some(last) = rows.last() else { break };
-        request.from = Some(last.1);
-        out.extend(rows);
-        if !page.more {
-            break;
-        }
-    }
-    out
-}
-
-/// Everything the read paths answer for `group`.
-#[derive(Debug, PartialEq)]
-struct Answers {
-    forward: Vec<Row>,
-    backward_paged: Vec<Row>,
-    forward_paged: Vec<Row>,
-    one_stream: Vec<Row>,
-    window: Vec<Row>,
-    filtered: Vec<Row>,
-    committed: Vec<(u64, String)>,
-    backlogs: Vec<u64>,
-    streams: Vec<StreamTimes>,
-}
-
-fn answers(store: &FileStore, group: &str, base: i64) -> Answers {
-    let request = |direction| ScanRequest {
-        group: group.into(),
-        streams: StreamSelector::All,
-        start_time: None,
-        end_time: None,
-        from: None,
-        direction,
-    };
-    let forward = scan_all(store, &request(Direction::Forward), usize::MAX);
-    let mut one = request(Direction::Forward);
-    one.streams = StreamSelector::Names(vec!["b".into()]);
-    let mut window = request(Direction::Backward);
-    window.start_time = Some(base + HOUR / 2);
-    window.end_time = Some(base + 2 * HOUR + 17_000);
-    let filtered = store
-        .scan(
-            &request(Direction::Forward),
-            &|m| m.contains("REJECT"),
-            PageLimit::UNLIMITED,
-        )
-        .unwrap()
-        .events
-        .into_iter()
-        .map(|e| (e.stream.to_string(), e.key, e.ingestion_time, e.message))
-        .collect();
-    let mut committed = Vec::new();
-    let mut after = 0;
-    loop {
-        let limit = PageLimit {
-            max_events: 23,
-            ..PageLimit::UNLIMITED
-        };
-        let page = store.read_committed(group, after, limit).unwrap();
-        committed.extend(page.events.iter().map(|e| (e.key.seq, e.message.clone())));
-        if page.events.is_empty() {
-            break;
-        }
-        after = page.read_to;
-    }
-    let seqs: Vec<u64> = committed.iter().map(|(s, _)| *s).collect();
-    let backlogs = [
-        0,
-        seqs[seqs.len() / 3],
-        seqs[seqs.len() / 2],
-        *seqs.last().unwrap(),
-    ]
-    .iter()
-    .map(|&after| store.backlog(group, after).unwrap().events)
-    .collect();
-    let streams = store
-        .streams(group)
-        .unwrap()
-        .into_iter()
-        .map(|s| {
-            (
-                s.name,
-                s.first_event_timestamp,
-                s.last_event_timestamp,
-                s.last_ingestion_time,
-            )
-        })
-        .collect();
-    Answers {
-        forward,
-        backward_paged: scan_all(store, &request(Direction::Backward), 7),
-        forward_paged: scan_all(store, &request(Direction::Forward), 10),
-        one_stream: scan_all(store, &one, 9),
-        window: scan_all(store, &window, 5),
-        filtered,
-        committed,
-        backlogs,
-        streams,
-    }
-}
-
-fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                pending.push(p);
-            } else if p.to_string_lossy().ends_with(suffix) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -314,18 +101,7 @@ fn a_stream_deleted_and_created_again_does_not_see_compacted_events() {
     store.compact(true).unwrap();
     store.delete_stream("g", "a").unwrap();
     store.create_stream("g", "a", now()).unwrap();
-    let rows = scan_all(
-        &store,
-        &ScanRequest {
-            group: "g".into(),
-            streams: StreamSelector::All,
-            start_time: None,
-            end_time: None,
-            from: None,
-            direction: Direction::Forward,
-        },
-        usize::MAX,
-    );
+    let rows = scan_all(&store, &whole_group("g", Direction::Forward), usize::MAX);
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r.0 == "b"));
     assert_eq!(store.stream("g", "a").unwrap().stored_bytes, 0);
@@ -464,14 +240,7 @@ fn orphan_parts_of_an_unfinished_compaction_are_removed_on_open() {
     assert_eq!(
         store
             .scan(
-                &ScanRequest {
-                    group: "g".into(),
-                    streams: StreamSelector::All,
-                    start_time: None,
-                    end_time: None,
-                    from: None,
-                    direction: Direction::Forward,
-                },
+                &whole_group("g", Direction::Forward),
                 &|_| true,
                 PageLimit::UNLIMITED
             )
@@ -554,19 +323,14 @@ fn a_hint_skips_row_groups_that_cannot_match_and_changes_no_page() {
     create(&store, "/vpc/flows", &["a", "b"]);
     write(&store, "/vpc/flows", &["a", "b"], 200, base, 0);
     store.compact(true).unwrap();
-    let request = ScanRequest {
-        group: "/vpc/flows".into(),
-        streams: StreamSelector::All,
-        start_time: None,
-        end_time: None,
-        from: None,
-        direction: Direction::Forward,
-    };
+    let request = whole_group("/vpc/flows", Direction::Forward);
     let scan = |needles: &[&str]| {
+        let needles: Vec<String> = needles.iter().map(|n| n.to_string()).collect();
         let hint = ScanHint {
-            must_contain: needles.iter().map(|n| n.to_string()).collect(),
+            must_contain: &needles,
+            fields: None,
         };
-        let filter = |m: &str| hint.must_contain.iter().all(|n| m.contains(n.as_str()));
+        let filter = |m: &str| needles.iter().all(|n| m.contains(n.as_str()));
         store
             .scan_with_hint(&request, &filter, &hint, PageLimit::UNLIMITED)
             .unwrap()
@@ -577,10 +341,15 @@ fn a_hint_skips_row_groups_that_cannot_match_and_changes_no_page() {
     };
     // Absent from every field: every row group is left out after reading its text
     // columns only.
-    let absent = scan(&["203.0.113.77"]);
-    assert!(absent.events.is_empty());
-    assert_eq!(absent.stats.row_groups_read, 0);
-    assert!(absent.stats.row_groups_skipped > 0);
+    // So is a number longer than any number column's values spell (by their
+    // statistics): it could only be in text.
+    for needle in ["203.0.113.77", "98765432101"] {
+        let absent = scan(&[needle]);
+        assert!(absent.events.is_empty());
+        assert_eq!(absent.stats.row_groups_read, 0, "{needle}");
+        assert!(absent.stats.row_groups_skipped > 0);
+    }
+    let first_start = (base / 1000).to_string();
     // Present, in text columns, in integer columns, in the raw messages of lines that
     // are not flow records, spanning fields: the same page with and without the hint.
     for needles in [
@@ -590,6 +359,8 @@ fn a_hint_skips_row_groups_that_cannot_match_and_changes_no_page() {
         &["not a flow record"],
         &["22 6"],
         &["eni-", "REJECT", "172.31.16.21"],
+        &["123456789010"],
+        &[first_start.as_str()],
     ] {
         let hinted = scan(needles);
         let plain = without_hint(needles);
@@ -599,6 +370,77 @@ fn a_hint_skips_row_groups_that_cannot_match_and_changes_no_page() {
         assert!(!plain.events.is_empty(), "{needles:?}");
         assert_eq!(keys(&hinted), keys(&plain), "{needles:?}");
     }
+}
+
+/// The conditions of `[v, a, e, s, d, sp > 40100, dp, p, pk, b, st, en, action =
+/// REJECT, status]` on a 14-field message.
+struct RejectsFromHighPorts;
+
+impl FieldConditions for RejectsFromHighPorts {
+    fn of_width(&self, width: usize) -> Vec<FieldCondition<'_>> {
+        if width != 14 {
+            return Vec::new();
+        }
+        vec![
+            FieldCondition {
+                field: 5,
+                holds: Box::new(|v| v.parse::<i64>().is_ok_and(|port| port > 40100)),
+            },
+            FieldCondition {
+                field: 12,
+                holds: Box::new(|v| v == "REJECT"),
+            },
+        ]
+    }
+}
+
+#[test]
+fn field_conditions_skip_typed_rows_before_their_text_and_change_no_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = (now() - 5 * HOUR) / HOUR * HOUR;
+    let store = open(dir.path());
+    create(&store, "/vpc/flows", &["a", "b"]);
+    write(&store, "/vpc/flows", &["a", "b"], 200, base, 0);
+    store.compact(true).unwrap();
+    let filter = |m: &str| {
+        let fields: Vec<&str> = m.split(' ').collect();
+        fields.len() == 14
+            && fields[5].parse::<i64>().is_ok_and(|port| port > 40100)
+            && fields[12] == "REJECT"
+    };
+    let mut row_groups_skipped = 0;
+    for direction in [Direction::Forward, Direction::Backward] {
+        let request = whole_group("/vpc/flows", direction);
+        for max_events in [7, usize::MAX] {
+            let limit = PageLimit {
+                max_events,
+                ..PageLimit::UNLIMITED
+            };
+            let hint = ScanHint {
+                must_contain: &[],
+                fields: Some(&RejectsFromHighPorts),
+            };
+            let hinted = store
+                .scan_with_hint(&request, &filter, &hint, limit)
+                .unwrap();
+            let plain = store.scan(&request, &filter, limit).unwrap();
+            let rows = |p: &nettrail_store::ScanPage| -> Vec<(EventKey, String)> {
+                p.events
+                    .iter()
+                    .map(|e| (e.key, e.message.clone()))
+                    .collect()
+            };
+            assert!(!plain.events.is_empty());
+            assert_eq!(rows(&hinted), rows(&plain), "{direction:?} {max_events}");
+            assert_eq!(hinted.more, plain.more);
+            assert!(hinted.stats.rows_skipped_by_fields > 0);
+            row_groups_skipped += hinted.stats.row_groups_skipped;
+            assert_eq!(plain.stats.rows_skipped_by_fields, 0);
+        }
+    }
+    // Row groups of accepted records only (and no line kept as text) are left out
+    // from their statistics.
+    assert!(row_groups_skipped > 0);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! What several subcommands share: the clock, the traffic type flag, an S3 bucket from
 //! `BUCKET[/PREFIX]`, and the shutdown signal.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nettrail_formats::flow::cloudwatch::TrafficType;
 
 /// `--traffic-type`: ACCEPT, REJECT or ALL.
@@ -23,30 +23,8 @@ pub(crate) fn s3_bucket(
     endpoint_url: Option<&str>,
     profile: Option<&str>,
 ) -> Result<(std::sync::Arc<dyn object_store::ObjectStore>, String)> {
-    let (bucket, prefix) = bucket_and_prefix
-        .split_once('/')
-        .unwrap_or((bucket_and_prefix, ""));
-    if bucket.is_empty() {
-        anyhow::bail!("s3://{bucket_and_prefix} names no bucket");
-    }
-    let aws = nettrail_client::resolve_profile(profile)?;
-    let mut builder = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(bucket)
-        .with_region(&aws.region)
-        .with_access_key_id(&aws.credentials.access_key_id)
-        .with_secret_access_key(&aws.credentials.secret_access_key);
-    if let Some(token) = &aws.credentials.session_token {
-        builder = builder.with_token(token);
-    }
-    if let Some(url) = endpoint_url {
-        builder = builder
-            .with_endpoint(url)
-            .with_allow_http(url.starts_with("http://"));
-    }
-    let store = builder
-        .build()
-        .with_context(|| format!("cannot use the bucket {bucket}"))?;
-    Ok((std::sync::Arc::new(store), prefix.to_owned()))
+    let bucket = nettrail_client::s3::s3_bucket(bucket_and_prefix, endpoint_url, profile)?;
+    Ok((bucket.store, bucket.prefix))
 }
 
 /// Resolves on SIGTERM or SIGINT.

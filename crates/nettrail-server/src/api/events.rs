@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 
+use nettrail_pattern::FilterPattern;
 use nettrail_store::{
-    Direction, EventKey, NewEvent, PageLimit, ScanHint, ScanRequest, ScannedEvent, StreamSelector,
+    Direction, EventKey, FieldCondition, FieldConditions, NewEvent, PageLimit, ScanHint,
+    ScanRequest, ScannedEvent, StreamSelector,
 };
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -369,8 +371,11 @@ pub(crate) fn filter_log_events(api: &ApiContext, req: FilterLogEventsRequest) -
         from,
         direction: Direction::Forward,
     };
+    let must_contain = pattern.required_substrings();
+    let fields = PatternFields(&pattern);
     let hint = ScanHint {
-        must_contain: pattern.required_substrings(),
+        must_contain: &must_contain,
+        fields: Some(&fields),
     };
     let page = api.store.scan_with_hint(
         &scan,
@@ -405,6 +410,7 @@ pub(crate) fn filter_log_events(api: &ApiContext, req: FilterLogEventsRequest) -
         row_groups_read = stats.row_groups_read,
         row_groups_skipped = stats.row_groups_skipped,
         part_bytes_read = stats.part_bytes_read,
+        rows_skipped_by_fields = stats.rows_skipped_by_fields,
         events = events.len(),
         "filter log events scanned"
     );
@@ -414,6 +420,23 @@ pub(crate) fn filter_log_events(api: &ApiContext, req: FilterLogEventsRequest) -
         out["nextToken"] = token.into();
     }
     Ok(out)
+}
+
+/// A filter pattern's field tests, as the store asks for them (a space-delimited
+/// pattern over flow-log parts is then checked on columns before a message is built).
+struct PatternFields<'p>(&'p FilterPattern);
+
+impl FieldConditions for PatternFields<'_> {
+    fn of_width(&self, width: usize) -> Vec<FieldCondition<'_>> {
+        self.0
+            .field_tests(width)
+            .into_iter()
+            .map(|test| FieldCondition {
+                field: test.field,
+                holds: Box::new(move |value| test.holds(value)),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

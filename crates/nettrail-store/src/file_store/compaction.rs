@@ -25,7 +25,6 @@
 //! event is served exactly once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufWriter;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -35,7 +34,7 @@ use nettrail_formats::flow::LogFormat;
 
 use crate::block;
 use crate::error::{Result, StoreError};
-use crate::journal::{sync_dir, MetaRecord};
+use crate::journal::MetaRecord;
 use crate::model::Millis;
 use crate::parts::{hour_of, part_dir, PartMeta, PartStream};
 use crate::scan::ScanPart;
@@ -220,7 +219,7 @@ pub(super) fn compact_group(
     let mut stats = CompactionStats::default();
     let mut added = Vec::new();
     let mut removed = plan.expired_parts.clone();
-    let mut written_paths = Vec::new();
+    let mut written_files = Vec::new();
     for (hour, mut events) in buckets {
         // New events join the hour's small parts; full ones stay as they are, unless
         // the hour is being rewritten for retention.
@@ -242,7 +241,7 @@ pub(super) fn compact_group(
             id
         };
         let meta = write_hour_part(shared, &plan, id, hour, &mut events)?;
-        written_paths.push(shared.config.dir.join(&meta.file));
+        written_files.push(meta.file.clone());
         stats.events_written += meta.rows;
         stats.parts_written += 1;
         added.push(meta);
@@ -258,8 +257,8 @@ pub(super) fn compact_group(
             // Deleted while the parts were written: they serve nothing.
             drop(state);
             drop(journal);
-            for path in &written_paths {
-                let _ = std::fs::remove_file(path);
+            for file in &written_files {
+                shared.places.lake.remove(file);
             }
             return Ok(CompactionStats::default());
         };
@@ -271,7 +270,7 @@ pub(super) fn compact_group(
             checkpoints: group.unjournaled_checkpoints(),
         };
         journal.append(&record)?;
-        apply(&mut state, &record, &shared.config.dir.join("groups"));
+        apply(&mut state, &record, &shared.places);
     }
     for (_, segment) in &plan.segments {
         match std::fs::remove_file(&segment.path) {
@@ -346,40 +345,23 @@ fn write_hour_part(
         &config.lake_region,
         hour,
     );
-    let dir = config.dir.join(&relative_dir);
-    std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("creating part folder", &dir, e))?;
     let name = format!("part-{id:012}.parquet");
-    let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}.tmp"));
     let options = WriteOptions {
         zstd_level: config.part_zstd_level,
         max_row_group_rows: config.part_row_group_rows,
         metadata: vec![("nettrail.log_group".to_owned(), plan.group_name.clone())],
     };
-    let file = std::fs::File::create(&tmp).map_err(|e| StoreError::io("creating part", &tmp, e))?;
-    let (writer, summary) =
-        write_part(events, &layout, &options, BufWriter::new(file)).map_err(|e| {
-            StoreError::Part {
-                path: tmp.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-    let file = writer
-        .into_inner()
-        .map_err(|e| StoreError::io("writing part", &tmp, e.into_error()))?;
-    file.sync_all()
-        .map_err(|e| StoreError::io("syncing part", &tmp, e))?;
-    let bytes = file
-        .metadata()
-        .map_err(|e| StoreError::io("reading part size", &tmp, e))?
-        .len();
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(|e| StoreError::io("renaming part", &path, e))?;
-    sync_dir(&dir)?;
+    let mut summary = None;
+    let (file, bytes) = shared.places.lake.write_part(&relative_dir, &name, |out| {
+        let (_, written) = write_part(events, &layout, &options, out)?;
+        summary = Some(written);
+        Ok::<_, nettrail_columnar::PartError>(())
+    })?;
+    let summary = summary.expect("written when write_part succeeds");
     Ok(PartMeta {
         id,
         hour,
-        file: format!("{relative_dir}/{name}"),
+        file,
         bytes,
         rows: summary.rows,
         typed_rows: summary.typed_rows,

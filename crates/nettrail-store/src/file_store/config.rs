@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::lake::LakeConfig;
+
 /// Settings of a [`FileStore`].
 #[derive(Debug, Clone)]
 pub struct FileStoreConfig {
@@ -41,6 +43,8 @@ pub struct FileStoreConfig {
     pub lake_account_id: String,
     /// The region in the parts' Hive paths (`aws-region=`).
     pub lake_region: String,
+    /// Where the parts are kept: under the data directory, or in an object store.
+    pub lake: LakeConfig,
 }
 
 impl FileStoreConfig {
@@ -62,6 +66,7 @@ impl FileStoreConfig {
             part_merge_max_rows: 1 << 20,
             lake_account_id: "123456789012".into(),
             lake_region: "us-east-1".into(),
+            lake: LakeConfig::DataDir,
         }
     }
 }

@@ -12,7 +12,8 @@
 //! groups/<group id>/cursors.0, cursors.1
 //!                           subscription cursors (see cursors.rs)
 //! lake/<group>/aws-account-id=…/aws-service=…/aws-region=…/year=/month=/day=/hour=/part-<id>.parquet
-//!                           columnar parts (see parts.rs and the nettrail-columnar crate)
+//!                           columnar parts (see parts.rs and the nettrail-columnar crate),
+//!                           or the same names under a bucket's prefix (see lake.rs)
 //! ```
 //! Segments are written by one writer thread only; a segment is sealed when it reaches
 //! `segment_max_bytes` or `segment_max_age`, and on every restart (the writer always
@@ -52,7 +53,9 @@ use std::thread::JoinHandle;
 use crate::block;
 use crate::cursors::CursorFile;
 use crate::error::{Result, StoreError};
-use crate::journal::{sync_dir, MetaRecord};
+use crate::fsync::sync_dir;
+use crate::journal::MetaRecord;
+use crate::lake::Lake;
 use crate::log_store::LogStore;
 use crate::metric_log::MetricLog;
 use crate::model::{
@@ -67,7 +70,7 @@ pub use config::FileStoreConfig;
 use recovery::{reopen, Reopened};
 use retention::{run_sweeper, sweep};
 use shared::{now_ms, Shared};
-use state::{apply, CheckpointMark, Group, Stream};
+use state::{apply, CheckpointMark, Group, Places, Stream};
 use writer::{WriteJob, Writer, WriterMsg};
 
 /// The embedded durable store. Cheap to clone; clones share one store.
@@ -107,6 +110,10 @@ impl FileStore {
         if lock.try_lock().is_err() {
             return Err(StoreError::Locked(dir));
         }
+        let places = Places {
+            groups_dir: groups_dir.clone(),
+            lake: Lake::open(&config.lake, &dir)?,
+        };
 
         let Reopened {
             state,
@@ -114,12 +121,13 @@ impl FileStore {
             cursor_files,
             metrics,
             next_seq,
-        } = reopen(&config, &groups_dir)?;
+        } = reopen(&config, &places)?;
         let next_segment_id = state.segment_floor;
 
         let (tx, rx) = std::sync::mpsc::sync_channel(4096);
         let shared = Arc::new(Shared {
             config,
+            places,
             state: RwLock::new(state),
             journal: Mutex::new(journal),
             stop: (Mutex::new(false), Condvar::new()),
@@ -324,11 +332,7 @@ impl FileStore {
         let mut journal = self.inner.shared.journal.lock().expect("journal lock");
         journal.append(&record)?;
         let mut state = self.inner.shared.state.write().expect("state lock");
-        apply(
-            &mut state,
-            &record,
-            &self.inner.shared.config.dir.join("groups"),
-        );
+        apply(&mut state, &record, &self.inner.shared.places);
         Ok(())
     }
 }
@@ -361,7 +365,7 @@ impl LogStore for FileStore {
         apply(
             &mut self.inner.shared.state.write().expect("state lock"),
             &record,
-            &groups_dir,
+            &self.inner.shared.places,
         );
         Ok(())
     }
@@ -454,7 +458,7 @@ impl LogStore for FileStore {
         apply(
             &mut self.inner.shared.state.write().expect("state lock"),
             &record,
-            &self.inner.shared.config.dir.join("groups"),
+            &self.inner.shared.places,
         );
         Ok(())
     }
@@ -524,7 +528,7 @@ impl LogStore for FileStore {
         &self,
         request: &ScanRequest,
         filter: &dyn Fn(&str) -> bool,
-        hint: &ScanHint,
+        hint: &ScanHint<'_>,
         limit: PageLimit,
     ) -> Result<ScanPage> {
         reads::scan(&self.inner.shared, request, filter, hint, limit)

@@ -21,7 +21,7 @@ use crate::model::{
 use crate::parts::Part;
 use crate::scan::{scan_page, ScanBlock, ScanPart, ScanSource};
 use crate::segment::read_block;
-use crate::snapshot::{partition_values, PartFile, TierSnapshot};
+use crate::snapshot::{partition_values, LakeStore, PartFile, TierSnapshot};
 
 use super::shared::{now_ms, Shared};
 
@@ -30,7 +30,7 @@ pub(super) fn scan(
     shared: &Shared,
     request: &ScanRequest,
     filter: &dyn Fn(&str) -> bool,
-    hint: &ScanHint,
+    hint: &ScanHint<'_>,
     limit: PageLimit,
 ) -> Result<ScanPage> {
     let (sources, cutoff) = {
@@ -344,7 +344,7 @@ pub(super) fn tier_snapshot(shared: &Shared, group: &str) -> Result<TierSnapshot
     let parts = held
         .iter()
         .map(|p| PartFile {
-            path: p.path.clone(),
+            location: p.engine_path(),
             bytes: p.meta.bytes,
             rows: p.meta.rows,
             min_ts: p.meta.min_ts,
@@ -356,6 +356,11 @@ pub(super) fn tier_snapshot(shared: &Shared, group: &str) -> Result<TierSnapshot
     Ok(TierSnapshot {
         group: g.name.clone(),
         parts,
+        lake_store: shared
+            .places
+            .lake
+            .object_store()
+            .map(|(url, store)| LakeStore { url, store }),
         retention_cutoff: g.cutoff(now_ms()),
         flow_log_format: g.flow_log_format.clone(),
         tail,

@@ -19,7 +19,7 @@ use crate::segment::{BlockRef, Segment, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 
 use super::config::FileStoreConfig;
 use super::shared::now_ms;
-use super::state::{replay_state, snapshot_records, CheckpointMark, State};
+use super::state::{replay_state, snapshot_records, CheckpointMark, Places, State};
 use crate::journal::Journal;
 use crate::metric_log::MetricLog;
 
@@ -35,16 +35,22 @@ pub(super) struct Reopened {
 }
 
 /// Replays the metadata journal, verifies every segment (cutting torn tails), deletes
-/// orphan parts, opens the metric log and rewrites the journal as a snapshot of what it
+/// orphan parts (after checking that every part the catalog lists is there), opens the metric log and rewrites the journal as a snapshot of what it
 /// all says.
-pub(super) fn reopen(config: &FileStoreConfig, groups_dir: &Path) -> Result<Reopened> {
+pub(super) fn reopen(config: &FileStoreConfig, places: &Places) -> Result<Reopened> {
     let dir = &config.dir;
     let journal_path = dir.join("meta.journal");
-    let mut state = replay_state(&Journal::replay(&journal_path)?, groups_dir);
+    let mut state = replay_state(&Journal::replay(&journal_path)?, places);
 
     let started = std::time::Instant::now();
-    let recovered = recover_segments(&mut state, groups_dir)?;
-    remove_orphan_parts(&state, dir)?;
+    let recovered = recover_segments(&mut state, &places.groups_dir)?;
+    let catalog: HashMap<String, u64> = state
+        .groups
+        .values()
+        .flat_map(|g| g.parts.values())
+        .map(|p| (p.meta.file.clone(), p.meta.bytes))
+        .collect();
+    places.lake.recover(&catalog)?;
     // Sequence numbers continue past every one handed out before, even those whose
     // blocks retention has deleted since: cursors and checkpoints point at them.
     let (highest_recorded, cursor_files) = highest_recorded_seq(&state)?;
@@ -217,66 +223,10 @@ pub(super) fn recover_segments(state: &mut State, groups_dir: &Path) -> Result<R
         group.retired_segments.clear();
         for part in group.parts.values() {
             out.next_seq = out.next_seq.max(part.meta.max_seq + 1);
-            let found = std::fs::metadata(&part.path).map(|m| m.len());
-            if found.as_ref().ok() != Some(&part.meta.bytes) {
-                return Err(StoreError::Part {
-                    path: part.path.clone(),
-                    reason: match found {
-                        Ok(len) => {
-                            format!("{len} bytes, its catalog entry says {}", part.meta.bytes)
-                        }
-                        Err(e) => format!("the catalog lists it but it cannot be read: {e}"),
-                    },
-                });
-            }
         }
         group.restat_streams();
     }
     Ok(out)
-}
-
-/// Deletes the files under `lake/` that no catalog entry names: parts written by a
-/// compaction that a crash stopped before its journal record, temporary files, and
-/// replaced parts whose deletion a crash prevented. Then empty folders.
-pub(super) fn remove_orphan_parts(state: &State, data_dir: &Path) -> Result<usize> {
-    let lake = data_dir.join("lake");
-    let known: HashSet<PathBuf> = state
-        .groups
-        .values()
-        .flat_map(|g| g.parts.values().map(|p| p.path.clone()))
-        .collect();
-    let mut removed = 0;
-    let mut pending = vec![lake.clone()];
-    let mut dirs = Vec::new();
-    while let Some(dir) = pending.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(StoreError::io("listing", &dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io("listing", &dir, e))?;
-            let path = entry.path();
-            let is_dir = entry
-                .file_type()
-                .map_err(|e| StoreError::io("listing", &path, e))?
-                .is_dir();
-            if is_dir {
-                pending.push(path);
-            } else if !known.contains(&path) {
-                tracing::info!(path = %path.display(), "removing part file no catalog entry names");
-                std::fs::remove_file(&path)
-                    .map_err(|e| StoreError::io("removing orphan part", &path, e))?;
-                removed += 1;
-            }
-        }
-        dirs.push(dir);
-    }
-    // Deepest first; a folder that still holds something stays.
-    for dir in dirs.iter().rev().filter(|d| **d != lake) {
-        let _ = std::fs::remove_dir(dir);
-    }
-    Ok(removed)
 }
 
 /// A segment found on open.

@@ -11,11 +11,13 @@ use crate::journal::Journal;
 use crate::model::Millis;
 
 use super::config::FileStoreConfig;
-use super::state::State;
+use super::state::{Places, State};
 
 /// The state shared by the store's handle and its threads.
 pub(super) struct Shared {
     pub(super) config: FileStoreConfig,
+    /// Where the store's files are.
+    pub(super) places: Places,
     pub(super) state: RwLock<State>,
     /// Serializes metadata mutations (the handle's and the compactor's); taken before
     /// the state lock when both are needed.

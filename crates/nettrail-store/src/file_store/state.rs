@@ -10,13 +10,14 @@
 //! statistics come from both: its blocks and what the parts say it contributed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, StoreError};
 use crate::journal::{CompactedCheckpoint, MetaRecord};
+use crate::lake::Lake;
 use crate::model::{
     GroupInfo, ImportCheckpoint, MetricFilter, Millis, ResourcePolicy, StreamInfo,
     SubscriptionFilter,
@@ -25,6 +26,15 @@ use crate::parts::Part;
 use crate::segment::{BlockRef, Segment};
 
 const MS_PER_DAY: i64 = 86_400_000;
+
+/// Where a store's files are: what applying a record needs to name them.
+#[derive(Debug, Clone)]
+pub(super) struct Places {
+    /// `DATA_DIR/groups`, the segments' folders.
+    pub(super) groups_dir: PathBuf,
+    /// Where the parts are.
+    pub(super) lake: Lake,
+}
 
 /// Everything the metadata journal records, and the block index recovery adds to it.
 #[derive(Default)]
@@ -275,7 +285,7 @@ impl Stream {
 
 /// Applies one metadata record to the in-memory state. Records are trusted: they were
 /// validated before they were journaled.
-pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
+pub(super) fn apply(state: &mut State, record: &MetaRecord, places: &Places) {
     match record {
         MetaRecord::IdFloor {
             next_group_id,
@@ -321,7 +331,7 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
                     segments: BTreeMap::new(),
                     parts: BTreeMap::new(),
                     retired_segments: BTreeSet::new(),
-                    dir: groups_dir.join(id.to_string()),
+                    dir: places.groups_dir.join(id.to_string()),
                 },
             );
         }
@@ -432,7 +442,6 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
             added_parts,
             checkpoints,
         } => {
-            let data_dir = groups_dir.parent().unwrap_or(groups_dir);
             for meta in added_parts {
                 state.next_part_id = state.next_part_id.max(meta.id + 1);
             }
@@ -449,7 +458,7 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
             }
             for meta in added_parts {
                 g.parts
-                    .insert(meta.id, Arc::new(Part::new(meta.clone(), data_dir)));
+                    .insert(meta.id, Arc::new(Part::new(meta.clone(), &places.lake)));
             }
             let retired: Vec<Arc<Segment>> = retired_segments
                 .iter()
@@ -492,7 +501,7 @@ pub(super) fn apply(state: &mut State, record: &MetaRecord, groups_dir: &Path) {
     }
 }
 
-pub(super) fn replay_state(records: &[MetaRecord], groups_dir: &Path) -> State {
+pub(super) fn replay_state(records: &[MetaRecord], places: &Places) -> State {
     let mut state = State {
         next_group_id: 1,
         next_stream_id: 1,
@@ -500,7 +509,7 @@ pub(super) fn replay_state(records: &[MetaRecord], groups_dir: &Path) -> State {
         ..State::default()
     };
     for record in records {
-        apply(&mut state, record, groups_dir);
+        apply(&mut state, record, places);
     }
     state
 }

@@ -71,10 +71,7 @@ pub(crate) fn get_lake_table(api: &ApiContext, req: LakeTableRequest) -> ApiResu
         TableShape::Hive,
     )
     .map_err(|e| ApiError::Internal(format!("reading the log group's layout: {e}")))?;
-    let data_dir =
-        std::fs::canonicalize(&api.config.data_dir).unwrap_or(api.config.data_dir.clone());
-    let location = data_dir.join(nettrail_store::lake_folder(&group));
-    let location = format!("file://{}/", location.display());
+    let location = api.config.store.lake_location(&api.config.data_dir, &group);
     Ok(json!({
         "logGroupName": group,
         "location": location,
