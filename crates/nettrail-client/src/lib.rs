@@ -1,7 +1,7 @@
 //! A client of nettrail's API, for the CLI, the importer, the agents and the benches:
 //! SigV4-signed AWS JSON 1.1 calls (`POST /` with `X-Amz-Target`), with credentials and
 //! region found the way the AWS CLI finds them, and retries of what the server says is
-//! safe to retry.
+//! safe to retry; and an S3 bucket with the same credentials ([`s3`]).
 
 mod credentials;
 pub mod s3;
