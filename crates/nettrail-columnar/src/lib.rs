@@ -36,5 +36,5 @@ pub mod write;
 pub use error::PartError;
 pub use event::PartEvent;
 pub use layout::{PartLayout, KEY_COLUMNS};
-pub use read::{FieldTest, PartBatch, PartReader};
+pub use read::{FieldTest, PartBatch, PartReader, TextNeedles};
 pub use write::{record_batch, write_part, PartSummary, StreamSummary, WriteOptions};

@@ -401,6 +401,24 @@ fn is_plain_field(text: &str) -> bool {
         && !text.bytes().any(|b| b.is_ascii_whitespace())
 }
 
+/// The needles a read may look for in a typed row's text fields alone (see
+/// [`PartBatch::texts_may_contain`]): those of a filter's required substrings that
+/// only text can hold.
+pub struct TextNeedles<'n>(Vec<memchr::memmem::Finder<'n>>);
+
+impl<'n> TextNeedles<'n> {
+    /// The needles of `required` that only a text field can hold.
+    pub fn new(required: &'n [String]) -> TextNeedles<'n> {
+        TextNeedles(
+            required
+                .iter()
+                .filter(|n| decidable_by_text_columns(n))
+                .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+                .collect(),
+        )
+    }
+}
+
 /// Whether a needle can be looked for in text columns alone: it has no space (so it
 /// lies within one field of a regenerated message) and a character no number has (so
 /// no integer field, nor a null field's `-`, holds it).
@@ -570,6 +588,23 @@ impl PartBatch {
                 _ => "-",
             };
             !is_plain_field(text) || holds(text)
+        })
+    }
+
+    /// Whether row `i` may contain every one of `needles` (made by [`TextNeedles::new`],
+    /// so each one lies within a text field): false only when the row is typed and one
+    /// of them is in none of its text fields, so its message need not be built.
+    pub fn texts_may_contain(&self, i: usize, needles: &TextNeedles<'_>) -> bool {
+        if needles.0.is_empty() || self.messages.as_ref().is_none_or(|m| m.is_valid(i)) {
+            return true;
+        }
+        needles.0.iter().all(|needle| {
+            self.flow.iter().any(|column| match column {
+                FlowColumn::Text(a) => {
+                    a.is_valid(i) && needle.find(a.value(i).as_bytes()).is_some()
+                }
+                FlowColumn::Int32(_) | FlowColumn::Int64(_) => false,
+            })
         })
     }
 

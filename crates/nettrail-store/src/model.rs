@@ -259,8 +259,8 @@ pub struct ScanStats {
     /// Row groups of parts left out because the [`ScanHint`] says none of their rows
     /// can match (their text columns were read to tell).
     pub row_groups_skipped: u64,
-    /// Typed rows of parts left out by the hint's field conditions before their
-    /// message was built.
+    /// Typed rows of parts left out by the hint (a field condition failing, or a
+    /// needle in none of the row's text fields) before their message was built.
     pub rows_skipped_by_fields: u64,
     /// Compressed bytes of parts' column chunks read (whole row groups, or the text
     /// columns of skipped ones).

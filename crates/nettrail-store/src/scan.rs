@@ -370,6 +370,7 @@ fn read_part_into(
         Direction::Backward => (0..reader.row_groups()).rev().collect(),
     };
     let bad = |e| part.read_error(e);
+    let needles = nettrail_columnar::TextNeedles::new(hint.must_contain);
     let mut field_text = String::new();
     let mut message = String::new();
     'row_groups: for row_group in row_groups {
@@ -440,7 +441,9 @@ fn read_part_into(
                     page.more = true;
                     continue;
                 }
-                if !batch.fields_may_pass(i, &conditions, &mut field_text) {
+                if !batch.fields_may_pass(i, &conditions, &mut field_text)
+                    || !batch.texts_may_contain(i, &needles)
+                {
                     stats.rows_skipped_by_fields += 1;
                     continue;
                 }
