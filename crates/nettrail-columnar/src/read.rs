@@ -458,7 +458,7 @@ impl Dictionary {
 }
 
 /// A test of one flow field's text: the field's index, and whether a text passes.
-pub type FieldTest<'a> = (usize, &'a (dyn Fn(&str) -> bool + Sync));
+pub type FieldTest<'a> = (usize, &'a dyn Fn(&str) -> bool);
 
 /// A typed flow column of a batch.
 enum FlowColumn {

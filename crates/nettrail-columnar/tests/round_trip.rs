@@ -175,7 +175,7 @@ fn rejected_records_are_a_run_that_statistics_leave_out_of_other_searches() {
     assert!(!reader.in_key_order());
     let rejected = |v: &str| v == "REJECT";
     let accepted = |v: &str| v == "ACCEPT";
-    let passing = |test: &(dyn Fn(&str) -> bool + Sync)| -> Vec<usize> {
+    let passing = |test: &dyn Fn(&str) -> bool| -> Vec<usize> {
         (0..reader.row_groups())
             .filter(|&rg| reader.row_group_may_pass(rg, &[(12, test)]))
             .collect()

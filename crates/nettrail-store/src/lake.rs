@@ -227,13 +227,14 @@ impl Lake {
     }
 
     /// Stores a part, `write` filling it, as `relative_dir/name`; returns the catalog
-    /// file name and its size. The part is durable when this returns.
-    pub(crate) fn write_part<E: std::fmt::Display>(
+    /// file name, its size and what `write` said. The part is durable when this
+    /// returns.
+    pub(crate) fn write_part<T, E: std::fmt::Display>(
         &self,
         relative_dir: &str,
         name: &str,
-        write: impl FnOnce(&mut (dyn std::io::Write + Send)) -> std::result::Result<(), E>,
-    ) -> Result<(String, u64)> {
+        write: impl FnOnce(&mut (dyn std::io::Write + Send)) -> std::result::Result<T, E>,
+    ) -> Result<(String, u64, T)> {
         let file = format!("{relative_dir}/{name}");
         match self {
             Lake::Local(dir) => {
@@ -245,7 +246,7 @@ impl Lake {
                 let out = std::fs::File::create(&tmp)
                     .map_err(|e| StoreError::io("creating part", &tmp, e))?;
                 let mut out = std::io::BufWriter::new(out);
-                write(&mut out).map_err(|e| StoreError::Part {
+                let written = write(&mut out).map_err(|e| StoreError::Part {
                     path: tmp.clone(),
                     reason: e.to_string(),
                 })?;
@@ -262,11 +263,11 @@ impl Lake {
                 std::fs::rename(&tmp, &path)
                     .map_err(|e| StoreError::io("renaming part", &path, e))?;
                 crate::fsync::sync_dir(&folder)?;
-                Ok((file, bytes))
+                Ok((file, bytes, written))
             }
             Lake::Object(lake) => {
                 let mut buffer = Vec::new();
-                write(&mut buffer).map_err(|e| StoreError::Part {
+                let written = write(&mut buffer).map_err(|e| StoreError::Part {
                     path: PathBuf::from(lake.display(&file)),
                     reason: e.to_string(),
                 })?;
@@ -286,7 +287,7 @@ impl Lake {
                     writer.finish().await?;
                     Ok(())
                 })?;
-                Ok((file, bytes))
+                Ok((file, bytes, written))
             }
         }
     }

@@ -362,7 +362,7 @@ fn read_part_into(
     };
     let conditions: Vec<nettrail_columnar::FieldTest<'_>> = conditions
         .iter()
-        .map(|c| (c.field, &*c.holds as &(dyn Fn(&str) -> bool + Sync)))
+        .map(|c| (c.field, &*c.holds as &dyn Fn(&str) -> bool))
         .collect();
     let in_key_order = reader.in_key_order();
     let row_groups: Vec<usize> = match direction {

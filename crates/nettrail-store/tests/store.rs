@@ -11,6 +11,10 @@ use nettrail_store::{
 };
 use proptest::prelude::*;
 
+mod common;
+
+use common::whole_group;
+
 const NOW: i64 = 1_763_000_000_000;
 
 fn open(dir: &Path) -> FileStore {
@@ -36,18 +40,7 @@ fn events<'a>(ts_and_messages: &[(i64, &'a str)]) -> Vec<NewEvent<'a>> {
 }
 
 fn all(store: &FileStore, group: &str, direction: Direction) -> Vec<(String, i64, String)> {
-    read(store, &request(group, direction)).0
-}
-
-fn request(group: &str, direction: Direction) -> ScanRequest {
-    ScanRequest {
-        group: group.into(),
-        streams: StreamSelector::All,
-        start_time: None,
-        end_time: None,
-        from: None,
-        direction,
-    }
+    read(store, &whole_group(group, direction)).0
 }
 
 /// Every event a request selects, in the request's direction (pages come back
@@ -117,13 +110,13 @@ fn events_come_back_in_timestamp_order_across_streams_and_writes() {
 
     let only_b = ScanRequest {
         streams: StreamSelector::Names(vec!["b".into()]),
-        ..request("/g", Direction::Forward)
+        ..whole_group("/g", Direction::Forward)
     };
     assert_eq!(read(&store, &only_b).0.len(), 2);
     let time_range = ScanRequest {
         start_time: Some(20),
         end_time: Some(30),
-        ..request("/g", Direction::Forward)
+        ..whole_group("/g", Direction::Forward)
     };
     let in_range: Vec<String> = read(&store, &time_range)
         .0
@@ -151,7 +144,7 @@ fn reads_by_time_range_skip_blocks_outside_it() {
     let req = ScanRequest {
         start_time: Some(50_000),
         end_time: Some(52_000),
-        ..request("/g", Direction::Forward)
+        ..whole_group("/g", Direction::Forward)
     };
     let (found, stats) = read(&store, &req);
     assert_eq!(found.len(), 20);
@@ -163,14 +156,14 @@ fn reads_by_time_range_skip_blocks_outside_it() {
 
     // A page of a few events reads only the first block, and says there is more.
     let page = store
-        .scan(&request("/g", Direction::Forward), &|_| true, first(4))
+        .scan(&whole_group("/g", Direction::Forward), &|_| true, first(4))
         .unwrap();
     assert_eq!(page.events.len(), 4);
     assert!(page.more);
     assert_eq!(page.stats.blocks_read, 1);
     // The same from the end.
     let page = store
-        .scan(&request("/g", Direction::Backward), &|_| true, first(4))
+        .scan(&whole_group("/g", Direction::Backward), &|_| true, first(4))
         .unwrap();
     assert_eq!(page.stats.blocks_read, 1);
     let stamps: Vec<i64> = page.events.iter().map(|e| e.key.timestamp).collect();
@@ -206,7 +199,7 @@ fn pages_are_bounded_by_bytes_and_hold_only_what_the_filter_accepts() {
     let hits = |m: &str| m.starts_with("hit");
     let page = store
         .scan(
-            &request("/g", Direction::Forward),
+            &whole_group("/g", Direction::Forward),
             &hits,
             PageLimit::UNLIMITED,
         )
@@ -222,13 +215,13 @@ fn pages_are_bounded_by_bytes_and_hold_only_what_the_filter_accepts() {
         overhead_per_event: 26,
     };
     let page = store
-        .scan(&request("/g", Direction::Forward), &hits, limit)
+        .scan(&whole_group("/g", Direction::Forward), &hits, limit)
         .unwrap();
     let got: Vec<&str> = page.events.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(got, ["hit 000", "hit 003", "hit 006", "hit 009"]);
     assert!(page.more);
     let page = store
-        .scan(&request("/g", Direction::Backward), &hits, limit)
+        .scan(&whole_group("/g", Direction::Backward), &hits, limit)
         .unwrap();
     let got: Vec<&str> = page.events.iter().map(|e| e.message.as_str()).collect();
     assert_eq!(got, ["hit 090", "hit 093", "hit 096", "hit 099"]);
@@ -239,7 +232,7 @@ fn pages_are_bounded_by_bytes_and_hold_only_what_the_filter_accepts() {
         ..limit
     };
     let page = store
-        .scan(&request("/g", Direction::Forward), &hits, tiny)
+        .scan(&whole_group("/g", Direction::Forward), &hits, tiny)
         .unwrap();
     assert_eq!(page.events.len(), 1);
     assert!(page.more);
@@ -256,7 +249,7 @@ fn cursors_resume_strictly_after_or_before_a_key() {
         .unwrap();
     let keys: Vec<EventKey> = store
         .scan(
-            &request("/g", Direction::Forward),
+            &whole_group("/g", Direction::Forward),
             &|_| true,
             PageLimit::UNLIMITED,
         )
@@ -272,7 +265,7 @@ fn cursors_resume_strictly_after_or_before_a_key() {
     );
     let after_first = ScanRequest {
         from: Some(keys[0]),
-        ..request("/g", Direction::Forward)
+        ..whole_group("/g", Direction::Forward)
     };
     let rest: Vec<String> = read(&store, &after_first)
         .0
@@ -286,7 +279,7 @@ fn cursors_resume_strictly_after_or_before_a_key() {
     );
     let before_last = ScanRequest {
         from: Some(keys[2]),
-        ..request("/g", Direction::Backward)
+        ..whole_group("/g", Direction::Backward)
     };
     let earlier: Vec<String> = read(&store, &before_last)
         .0
@@ -296,7 +289,7 @@ fn cursors_resume_strictly_after_or_before_a_key() {
     assert_eq!(earlier, ["y", "x"]);
     let past_end = ScanRequest {
         from: Some(EventKey::MAX),
-        ..request("/g", Direction::Forward)
+        ..whole_group("/g", Direction::Forward)
     };
     assert!(read(&store, &past_end).0.is_empty());
 }
@@ -426,7 +419,7 @@ fn damage_after_open_is_an_error_not_garbage() {
     std::fs::write(&segment, &bytes).unwrap();
     let err = store
         .scan(
-            &request("/g", Direction::Forward),
+            &whole_group("/g", Direction::Forward),
             &|_| true,
             PageLimit::UNLIMITED,
         )
@@ -685,10 +678,10 @@ proptest! {
         }
         reference.sort_by_key(|e| e.0); // stable: write order breaks ties, as sequence does
         let reference: Vec<_> = reference.into_iter().filter(|e| start.is_none_or(|s| e.0 >= s)).collect();
-        let req = ScanRequest { start_time: start, ..request("/g", Direction::Forward) };
+        let req = ScanRequest { start_time: start, ..whole_group("/g", Direction::Forward) };
         let forward: Vec<_> = read(&store, &req).0.into_iter().map(|e| (e.1, e.2)).collect();
         prop_assert_eq!(&forward, &reference);
-        let req = ScanRequest { start_time: start, ..request("/g", Direction::Backward) };
+        let req = ScanRequest { start_time: start, ..whole_group("/g", Direction::Backward) };
         let mut backward: Vec<_> = read(&store, &req).0.into_iter().map(|e| (e.1, e.2)).collect();
         backward.reverse();
         prop_assert_eq!(&backward, &reference);
@@ -696,7 +689,7 @@ proptest! {
         let mut paged = Vec::new();
         let mut from = None;
         loop {
-            let req = ScanRequest { start_time: start, from, ..request("/g", Direction::Forward) };
+            let req = ScanRequest { start_time: start, from, ..whole_group("/g", Direction::Forward) };
             let page = store.scan(&req, &|_| true, PageLimit { max_events: take, max_bytes: page_bytes, overhead_per_event: 26 }).unwrap();
             prop_assert!(page.events.len() <= take);
             let Some(last) = page.events.last() else {
@@ -713,7 +706,7 @@ proptest! {
         let mut back_pages: Vec<Vec<(i64, String)>> = Vec::new();
         let mut from = None;
         loop {
-            let req = ScanRequest { start_time: start, from, ..request("/g", Direction::Backward) };
+            let req = ScanRequest { start_time: start, from, ..whole_group("/g", Direction::Backward) };
             let page = store.scan(&req, &|_| true, PageLimit { max_events: take, max_bytes: page_bytes, overhead_per_event: 26 }).unwrap();
             let Some(head) = page.events.first() else { break };
             from = Some(head.key);

@@ -351,13 +351,9 @@ fn write_hour_part(
         max_row_group_rows: config.part_row_group_rows,
         metadata: vec![("nettrail.log_group".to_owned(), plan.group_name.clone())],
     };
-    let mut summary = None;
-    let (file, bytes) = shared.places.lake.write_part(&relative_dir, &name, |out| {
-        let (_, written) = write_part(events, &layout, &options, out)?;
-        summary = Some(written);
-        Ok::<_, nettrail_columnar::PartError>(())
+    let (file, bytes, summary) = shared.places.lake.write_part(&relative_dir, &name, |out| {
+        write_part(events, &layout, &options, out).map(|(_, summary)| summary)
     })?;
-    let summary = summary.expect("written when write_part succeeds");
     Ok(PartMeta {
         id,
         hour,
