@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub store: StoreSettings,
     /// SQL queries.
     pub queries: QuerySettings,
+    /// Logs Insights queries.
+    pub insights: InsightsSettings,
     /// The Firehose HTTP endpoint receiver.
     pub firehose: FirehoseSettings,
     /// Subscription filter delivery.
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             store: StoreSettings::default(),
             queries: QuerySettings::default(),
+            insights: InsightsSettings::default(),
             firehose: FirehoseSettings::default(),
             subscriptions: SubscriptionSettings::default(),
             topics: BTreeMap::new(),
@@ -446,6 +449,31 @@ impl Default for QuerySettings {
             memory_limit_bytes: 2 << 30,
             max_result_rows: 1_000_000,
             retained_executions: 1000,
+        }
+    }
+}
+
+/// Logs Insights queries (StartQuery and the rest); AWS's quotas by default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InsightsSettings {
+    /// Queries running at once (AWS: 100 per account).
+    pub max_concurrent: usize,
+    /// How long a query may run before its status becomes `Timeout` (AWS: 60 minutes).
+    pub timeout_secs: f64,
+    /// Log groups one query may read (AWS: 50).
+    pub max_log_groups: usize,
+    /// Finished queries remembered with their results (AWS keeps them 7 days).
+    pub retained_queries: usize,
+}
+
+impl Default for InsightsSettings {
+    fn default() -> Self {
+        InsightsSettings {
+            max_concurrent: 100,
+            timeout_secs: 3600.0,
+            max_log_groups: 50,
+            retained_queries: 1000,
         }
     }
 }

@@ -41,6 +41,16 @@ pub enum ApiError {
     /// Athena: too many queries at once.
     #[error("{0}")]
     TooManyRequests(String),
+    /// A Logs Insights query that does not compile, with where (character offsets).
+    #[error("{message}")]
+    MalformedQuery {
+        /// What is wrong.
+        message: String,
+        /// Start of the offending text.
+        start: usize,
+        /// End of the offending text.
+        end: usize,
+    },
     /// The server is busy; the client should retry later.
     #[error("{0}")]
     Throttling(String),
@@ -79,6 +89,7 @@ impl ApiError {
             ApiError::Validation(_) => "ValidationException",
             ApiError::TooManyTags { .. } => "TooManyTagsException",
             ApiError::Throttling(_) => "ThrottlingException",
+            ApiError::MalformedQuery { .. } => "MalformedQueryException",
             ApiError::InvalidRequest(_) => "InvalidRequestException",
             ApiError::TooManyRequests(_) => "TooManyRequestsException",
             ApiError::Serialization(_) => "SerializationException",
@@ -114,7 +125,28 @@ impl ApiError {
         if let ApiError::TooManyTags { resource_name, .. } = self {
             body["resourceName"] = serde_json::Value::String(resource_name.clone());
         }
+        if let ApiError::MalformedQuery {
+            message,
+            start,
+            end,
+        } = self
+        {
+            body["queryCompileError"] = serde_json::json!({
+                "location": { "startCharOffset": start, "endCharOffset": end },
+                "message": message,
+            });
+        }
         body
+    }
+}
+
+impl From<nettrail_insights::QueryError> for ApiError {
+    fn from(err: nettrail_insights::QueryError) -> Self {
+        ApiError::MalformedQuery {
+            message: err.message,
+            start: err.start,
+            end: err.end,
+        }
     }
 }
 

@@ -57,7 +57,10 @@ pub struct TierSnapshot {
     pub flow_log_format: Option<String>,
     pub(crate) tail: Vec<ScanBlock>,
     /// Keeps the parts' files from being deleted while the snapshot lives.
-    pub(crate) _held: Vec<Arc<Part>>,
+    pub(crate) held: Vec<Arc<Part>>,
+    /// Per part, the streams whose rows are still theirs (a deleted stream's rows, or
+    /// those of an older stream of the same name, are not).
+    pub(crate) live_streams: Vec<std::collections::HashMap<String, Arc<str>>>,
 }
 
 impl TierSnapshot {
@@ -93,15 +96,43 @@ impl TierSnapshot {
         end: Option<Millis>,
         max: usize,
     ) -> Result<Vec<ScannedEvent>> {
+        let mut out = Vec::new();
+        self.visit_tail(blocks, start, end, &mut |event| {
+            out.push(event);
+            out.len() < max
+        })?;
+        Ok(out)
+    }
+
+    /// The newest event timestamp the row tail may hold, if it holds any.
+    pub fn tail_max_ts(&self) -> Option<Millis> {
+        self.tail.iter().map(|b| b.block.header.max_ts).max()
+    }
+
+    /// Calls `visit` with each unexpired event of the row tail with a timestamp in
+    /// `[start, end)`, block by block in no particular order; stops when `visit`
+    /// returns false.
+    pub fn visit_tail_events(
+        &self,
+        start: Option<Millis>,
+        end: Option<Millis>,
+        visit: &mut dyn FnMut(ScannedEvent) -> bool,
+    ) -> Result<()> {
+        self.visit_tail(self.tail.iter(), start, end, visit)
+    }
+
+    fn visit_tail<'s>(
+        &self,
+        blocks: impl Iterator<Item = &'s ScanBlock>,
+        start: Option<Millis>,
+        end: Option<Millis>,
+        visit: &mut dyn FnMut(ScannedEvent) -> bool,
+    ) -> Result<()> {
         let lower = start
             .unwrap_or(i64::MIN)
             .max(self.retention_cutoff.unwrap_or(i64::MIN));
         let upper = end.unwrap_or(i64::MAX);
-        let mut out = Vec::new();
         for candidate in blocks {
-            if out.len() >= max {
-                break;
-            }
             let header = &candidate.block.header;
             if header.max_ts < lower || header.min_ts >= upper {
                 continue;
@@ -113,10 +144,10 @@ impl TierSnapshot {
                 kind,
             })?;
             for (i, event) in events.iter().enumerate() {
-                if event.timestamp < lower || event.timestamp >= upper || out.len() >= max {
+                if event.timestamp < lower || event.timestamp >= upper {
                     continue;
                 }
-                out.push(ScannedEvent {
+                let scanned = ScannedEvent {
                     stream: Arc::clone(&candidate.stream),
                     key: EventKey {
                         timestamp: event.timestamp,
@@ -126,10 +157,75 @@ impl TierSnapshot {
                     message: std::str::from_utf8(&raw[event.start..event.end])
                         .expect("validated by index_events")
                         .to_owned(),
-                });
+                };
+                if !visit(scanned) {
+                    return Ok(());
+                }
             }
         }
-        Ok(out)
+        Ok(())
+    }
+}
+
+impl TierSnapshot {
+    /// Calls `visit` with each unexpired event of a live stream in part `index` (of [`parts`]) with a
+    /// timestamp in `[start, end)`, in the part's row order, its message regenerated;
+    /// stops when `visit` returns false. Row groups outside the range are not read.
+    ///
+    /// [`parts`]: TierSnapshot::parts
+    pub fn visit_part_events(
+        &self,
+        index: usize,
+        start: Option<Millis>,
+        end: Option<Millis>,
+        visit: &mut dyn FnMut(ScannedEvent) -> bool,
+    ) -> Result<()> {
+        let part = &self.held[index];
+        let lower = start
+            .unwrap_or(i64::MIN)
+            .max(self.retention_cutoff.unwrap_or(i64::MIN));
+        let upper = end.unwrap_or(i64::MAX);
+        if part.meta.max_ts < lower || part.meta.min_ts >= upper {
+            return Ok(());
+        }
+        let reader = part.open()?;
+        let bad = |e| part.read_error(e);
+        let streams = &self.live_streams[index];
+        for row_group in 0..reader.row_groups() {
+            if let Some((lo, hi)) = reader.time_range(row_group) {
+                if hi < lower || lo >= upper {
+                    continue;
+                }
+            }
+            for batch in reader.read_row_group(row_group, false).map_err(bad)? {
+                let batch = batch.map_err(bad)?;
+                for i in 0..batch.len() {
+                    let timestamp = batch.timestamp(i);
+                    if timestamp < lower || timestamp >= upper {
+                        continue;
+                    }
+                    let Some(stream) = streams.get(batch.stream(i)) else {
+                        continue;
+                    };
+                    let stream = Arc::clone(stream);
+                    let mut message = String::new();
+                    batch.write_message(i, &mut message);
+                    let event = ScannedEvent {
+                        stream,
+                        key: EventKey {
+                            timestamp,
+                            seq: batch.seq(i),
+                        },
+                        ingestion_time: batch.ingestion_time(i),
+                        message,
+                    };
+                    if !visit(event) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 

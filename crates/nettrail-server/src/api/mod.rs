@@ -9,7 +9,8 @@
 //!   the `/metrics` page;
 //! - `live_tail.rs`: StartLiveTail, validated here and streamed as event-stream frames;
 //! - `firehose.rs`: the Firehose HTTP endpoint receiver;
-//! - `athena.rs`: the Athena-compatible SQL API (`AmazonAthena.*`).
+//! - `athena.rs`: the Athena-compatible SQL API (`AmazonAthena.*`);
+//! - `insights.rs`: Logs Insights (StartQuery, GetQueryResults and the rest).
 //!
 //! `operations.rs` binds every operation name to its handler; `context.rs` is what
 //! every handler works with.
@@ -19,6 +20,7 @@ pub(crate) mod context;
 pub(crate) mod events;
 pub(crate) mod firehose;
 pub(crate) mod groups;
+pub(crate) mod insights;
 pub(crate) mod live_tail;
 pub(crate) mod metric_filters;
 pub(crate) mod nettrail;

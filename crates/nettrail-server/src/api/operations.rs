@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use super::athena::{self, ATHENA_TARGET_PREFIX};
 use super::context::{parse, ApiContext};
 use super::nettrail::{imports, lake, metrics, status};
-use super::{events, groups, metric_filters, policies, subscription_filters};
+use super::{events, groups, insights, metric_filters, policies, subscription_filters};
 
 /// The `X-Amz-Target` prefix of nettrail's own operations.
 pub const NETTRAIL_TARGET_PREFIX: &str = "Nettrail_20261123.";
@@ -139,6 +139,27 @@ const CLOUDWATCH: &[(&str, Handler)] = &[
     ("DeleteMetricFilter", |api, body| {
         metric_filters::delete_metric_filter(api.store.as_ref(), parse(body)?)
     }),
+    ("StartQuery", |api, body| {
+        insights::start_query(api, parse(body)?)
+    }),
+    ("GetQueryResults", |api, body| {
+        insights::get_query_results(api, parse(body)?)
+    }),
+    ("StopQuery", |api, body| {
+        insights::stop_query(api, parse(body)?)
+    }),
+    ("DescribeQueries", |api, body| {
+        insights::describe_queries(api, parse(body)?)
+    }),
+    ("GetLogRecord", |api, body| {
+        insights::get_log_record(api, parse(body)?)
+    }),
+    ("GetLogGroupFields", |api, body| {
+        insights::get_log_group_fields(api, parse(body)?)
+    }),
+    ("ListLogGroupsForQuery", |api, body| {
+        insights::list_log_groups_for_query(api, parse(body)?)
+    }),
 ];
 
 /// nettrail's own operations, by the name after [`NETTRAIL_TARGET_PREFIX`].
@@ -214,7 +235,6 @@ const NOT_BUILT: &[&str] = &[
     "DescribeImportTasks",
     "DescribeIndexPolicies",
     "DescribeLookupTables",
-    "DescribeQueries",
     "DescribeQueryDefinitions",
     "DisassociateKmsKey",
     "DisassociateSourceFromS3TableIntegration",
@@ -226,11 +246,8 @@ const NOT_BUILT: &[&str] = &[
     "GetIntegration",
     "GetLogAnomalyDetector",
     "GetLogFields",
-    "GetLogGroupFields",
     "GetLogObject",
-    "GetLogRecord",
     "GetLookupTable",
-    "GetQueryResults",
     "GetScheduledQuery",
     "GetScheduledQueryHistory",
     "GetTransformer",
@@ -239,7 +256,6 @@ const NOT_BUILT: &[&str] = &[
     "ListIntegrations",
     "ListLogAnomalyDetectors",
     "ListLogGroups",
-    "ListLogGroupsForQuery",
     "ListScheduledQueries",
     "ListSourcesForS3TableIntegration",
     "PutAccountPolicy",
@@ -256,8 +272,6 @@ const NOT_BUILT: &[&str] = &[
     "PutQueryDefinition",
     "PutScheduledQuery",
     "PutTransformer",
-    "StartQuery",
-    "StopQuery",
     "TestTransformer",
     "UpdateAnomaly",
     "UpdateDeliveryConfiguration",

@@ -6,12 +6,14 @@
 //! - `metric_filters.rs`: metric filter counting;
 //! - `alarms.rs`: alarm evaluation and notifications;
 //! - `http_sender.rs`: the HTTP client deliveries and notifications share;
-//! - `queries.rs`: SQL query executions (the Athena-compatible API).
+//! - `queries.rs`: SQL query executions (the Athena-compatible API);
+//! - `insights.rs`: Logs Insights queries.
 //!
 //! [`Engines`] starts them together and is what the operations reach them through.
 
 pub(crate) mod alarms;
 pub(crate) mod http_sender;
+pub(crate) mod insights;
 pub(crate) mod metric_filters;
 pub(crate) mod notify;
 pub(crate) mod queries;
@@ -24,6 +26,7 @@ use nettrail_store::LogStore;
 use crate::config::ServerConfig;
 
 use alarms::Alarms;
+use insights::Insights;
 use metric_filters::MetricEngine;
 use queries::Queries;
 use subscriptions::Hub;
@@ -35,6 +38,7 @@ pub(crate) struct Engines {
     pub(crate) metric_filters: Arc<MetricEngine>,
     pub(crate) alarms: Arc<Alarms>,
     pub(crate) queries: Arc<Queries>,
+    pub(crate) insights: Arc<Insights>,
 }
 
 impl Engines {
@@ -55,18 +59,26 @@ impl Engines {
         let subscriptions = Hub::start(Arc::clone(&store), Arc::clone(&config))?;
         let metric_filters = MetricEngine::start(Arc::clone(&store));
         let queries = Arc::new(Queries::new(Arc::clone(&store), &config));
+        let insights = Arc::new(Insights::new(
+            Arc::clone(&store),
+            config.insights.clone(),
+            config.account_id.clone(),
+        ));
         let alarms = Alarms::start(store, config, subscriptions.http_sender());
         Ok(Engines {
             subscriptions,
             metric_filters,
             alarms,
             queries,
+            insights,
         })
     }
 
-    /// Stops the delivery and counting tasks; the alarm evaluator ends with the runtime.
+    /// Stops the delivery and counting tasks and the running Insights queries; the
+    /// alarm evaluator ends with the runtime.
     pub(crate) fn shutdown(&self) {
         self.subscriptions.shutdown();
         self.metric_filters.shutdown();
+        self.insights.stop_all();
     }
 }

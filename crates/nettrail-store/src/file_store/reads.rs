@@ -341,6 +341,7 @@ pub(super) fn tier_snapshot(shared: &Shared, group: &str) -> Result<TierSnapshot
         }));
     }
     let held: Vec<Arc<Part>> = g.parts.values().cloned().collect();
+    let live_streams = held.iter().map(|p| g.live_streams(p, |_| true)).collect();
     let parts = held
         .iter()
         .map(|p| PartFile {
@@ -364,6 +365,7 @@ pub(super) fn tier_snapshot(shared: &Shared, group: &str) -> Result<TierSnapshot
         retention_cutoff: g.cutoff(now_ms()),
         flow_log_format: g.flow_log_format.clone(),
         tail,
-        _held: held,
+        held,
+        live_streams,
     })
 }
