@@ -6,11 +6,12 @@ several groups and SOURCE."""
 import collections
 import json
 import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import NettrailServer, now_ms
+from conftest import NettrailServer, client_env, nettrail_bin, now_ms
 from test_sql import CONFIG, GROUP, HOUR, flow_records, put, wait_until_compacted
 
 APP_GROUP = "/app/api"
@@ -189,3 +190,38 @@ def test_several_groups_source_and_json_fields(loaded):
     fields = logs.get_log_group_fields(logGroupName=APP_GROUP, time=(base + 20 * 60_000) // 1000)["logGroupFields"]
     names = {f["name"]: f["percent"] for f in fields}
     assert names["@message"] == 100 and names["status"] == 100 and names["path"] == 100
+
+
+def test_nettrail_logs_query_prints_rows(loaded):
+    srv, records, _ = loaded
+    cli = lambda *args: subprocess.run(
+        [nettrail_bin(), "logs", "query", "--endpoint-url", srv.endpoint, "--start-time", "2020-01-01", *args],
+        env=client_env(), capture_output=True, text=True, timeout=60,
+    )
+    done = cli("--log-group-name", GROUP, "--output", "csv", "stats count(*) as n by action | sort action asc")
+    assert done.returncode == 0, done.stderr
+    actions = collections.Counter(r["action"] for r in records)
+    assert done.stdout.splitlines() == ["action,n"] + [f"{a},{actions[a]}" for a in sorted(actions)]
+    done = cli("--log-group", GROUP, "--json", "--limit", "3", "filter dstPort = 22 | fields srcAddr, dstPort")
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(lines) == 3 and all(set(line) == {"srcAddr", "dstPort", "@ptr"} for line in lines)
+    done = cli("--log-group-name", GROUP, "stats count(*) by bin(5x)")
+    assert done.returncode != 0 and "unexpected symbol found x at line 1 and position 24" in done.stderr
+
+
+def test_results_page_past_ten_thousand_rows(loaded):
+    srv, _, _ = loaded
+    logs = srv.client()
+    logs.create_log_group(logGroupName="/many")
+    logs.create_log_stream(logGroupName="/many", logStreamName="s")
+    now = now_ms()
+    for start in range(0, 12_000, 6_000):
+        logs.put_log_events(logGroupName="/many", logStreamName="s", logEvents=[
+            {"timestamp": now - 60_000 + i // 100, "message": f"event {i}"} for i in range(start, start + 6_000)
+        ])
+    status, _, answer = run(logs, "fields @message", groups=("/many",), limit=12_000)
+    assert status == "Complete" and len(answer["results"]) == 10_000 and "nextToken" in answer
+    rest = logs.get_query_results(queryId=answer["queryId"], nextToken=answer["nextToken"])
+    assert len(rest["results"]) == 2_000 and "nextToken" not in rest
+    messages = [c["value"] for row in answer["results"] + rest["results"] for c in row if c["field"] == "@message"]
+    assert sorted(messages) == sorted(f"event {i}" for i in range(12_000))

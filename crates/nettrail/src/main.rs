@@ -4,6 +4,7 @@
 //! - `nettrail import s3`: VPC flow log files as AWS wrote them to S3, into a log group.
 //! - `nettrail flows convert`: a flow log file between AWS's text and Parquet formats.
 //! - `nettrail logs tail`: a log group's events as they arrive, like `aws logs tail`.
+//! - `nettrail logs query "…"`: a Logs Insights query over log groups.
 //! - `nettrail subscriptions status`: every subscription's deliveries, errors and lag.
 //! - `nettrail metrics get|list`: what metric filters have published.
 //! - `nettrail alarms describe`: where every alarm stands.
@@ -14,13 +15,14 @@
 //! - `nettrail sql "…"`: SQL over the log groups through the server's Athena API;
 //!   `nettrail sql ddl`: the CREATE EXTERNAL TABLE for a group's Parquet parts.
 //!
-//! Later subcommands (Logs Insights, the console) join here as their issues land.
+//! Later subcommands (the console) join here as their issues land.
 
 mod agent;
 mod common;
 mod flows;
 mod import;
 mod metrics;
+mod query;
 mod sql;
 mod tail;
 mod vpn;
@@ -229,6 +231,38 @@ enum LogsCommand {
     /// columns. The agent and the importer declare it themselves; the default VPC and
     /// Transit Gateway formats are recognised without it.
     SetFlowLogFormat(SetFlowLogFormatArgs),
+    /// Run a Logs Insights query (StartQuery, then GetQueryResults) and print its rows;
+    /// Ctrl-C stops it and prints what it had found.
+    Query(QueryArgs),
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// The query, in the Logs Insights query language.
+    query_string: String,
+    /// A log group to query (repeat for several; none when the query starts with SOURCE).
+    #[arg(long = "log-group-name", alias = "log-group")]
+    log_group_names: Vec<String>,
+    /// Where the time range starts: 30s, 10m, 2h, 1d, 1w ago, or an ISO 8601 time.
+    #[arg(long, default_value = "1h", conflicts_with = "start_time")]
+    since: String,
+    /// Where the time range starts (relative or ISO 8601), instead of --since.
+    #[arg(long)]
+    start_time: Option<String>,
+    /// Where the time range ends (relative or ISO 8601); now by default.
+    #[arg(long)]
+    end_time: Option<String>,
+    /// Rows at most (StartQuery's limit: up to 100,000; 10,000 by default).
+    #[arg(long)]
+    limit: Option<u32>,
+    /// Fetch every row, past the 10,000 one GetQueryResults page holds.
+    #[arg(long)]
+    all: bool,
+    /// How to print the rows (--json is the same as --output json).
+    #[arg(long, value_enum, default_value = "table")]
+    output: sql::OutputFormat,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(clap::Args)]
@@ -366,6 +400,7 @@ fn main() {
         Command::Import(ImportCommand::S3(args)) => import_s3(args),
         Command::Logs(LogsCommand::Tail(args)) => logs_tail(args),
         Command::Logs(LogsCommand::SetFlowLogFormat(args)) => set_flow_log_format(args),
+        Command::Logs(LogsCommand::Query(args)) => logs_query(args),
         Command::Subscriptions(SubscriptionsCommand::Status(args)) => subscriptions_status(args),
         Command::Metrics(MetricsCommand::Get(args)) => metrics_get(args),
         Command::Metrics(MetricsCommand::List(args)) => metrics_list(args),
@@ -463,6 +498,29 @@ fn logs_tail(args: TailArgs) -> Result<()> {
     let (client, runtime) = server_client(&args.server)?;
     let mut out = std::io::stdout().lock();
     runtime.block_on(tail::run(&client, &options, &mut out))
+}
+
+fn logs_query(args: QueryArgs) -> Result<()> {
+    let (start, end) = query::time_range(
+        &args.since,
+        args.start_time.as_deref(),
+        args.end_time.as_deref(),
+    )?;
+    let options = query::QueryOptions {
+        groups: args.log_group_names,
+        query: args.query_string,
+        start,
+        end,
+        limit: args.limit,
+        all: args.all,
+        format: if args.server.json {
+            sql::OutputFormat::Json
+        } else {
+            args.output
+        },
+    };
+    let (client, runtime) = server_client(&args.server)?;
+    runtime.block_on(query::run(&client, &options))
 }
 
 /// A client of the server `args` name, with a runtime to drive it on this thread.
@@ -579,44 +637,12 @@ fn vpn_diagnose(args: VpnDiagnoseArgs) -> Result<()> {
     let now = now_ms();
     let since = tail::parse_since(&args.since, now).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
     let (client, runtime) = server_client(&args.server)?;
-    let mut by_stream: std::collections::BTreeMap<
-        String,
-        Vec<(i64, nettrail_formats::vpn::tunnel::TunnelActivityLog)>,
-    > = std::collections::BTreeMap::new();
-    let mut unreadable = 0usize;
-    let mut token: Option<String> = None;
-    loop {
-        let mut request = serde_json::json!({"logGroupName": args.log_group, "startTime": since});
-        if let Some(t) = &token {
-            request["nextToken"] = t.as_str().into();
-        }
-        let page = runtime.block_on(client.logs("FilterLogEvents", &request))?;
-        for event in page["events"].as_array().into_iter().flatten() {
-            let stream = event["logStreamName"].as_str().unwrap_or_default();
-            if let Some(wanted) = &args.tunnel {
-                let matches = stream == wanted
-                    || stream.starts_with(&format!("{wanted}_"))
-                    || stream.ends_with(&format!("_{wanted}"));
-                if !matches {
-                    continue;
-                }
-            }
-            let message = event["message"].as_str().unwrap_or_default();
-            let parsed = nettrail_formats::vpn::tunnel::TunnelActivityLog::from_json(message)
-                .or_else(|_| nettrail_formats::vpn::tunnel::TunnelActivityLog::from_text(message));
-            match parsed {
-                Ok(log) => by_stream.entry(stream.to_owned()).or_default().push((
-                    event["timestamp"].as_i64().unwrap_or(log.event_timestamp),
-                    log,
-                )),
-                Err(_) => unreadable += 1,
-            }
-        }
-        token = page["nextToken"].as_str().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
+    let (by_stream, unreadable) = runtime.block_on(vpn::tunnel_logs(
+        &client,
+        &args.log_group,
+        since,
+        args.tunnel.as_deref(),
+    ))?;
     if unreadable > 0 {
         tracing::warn!(
             events = unreadable,

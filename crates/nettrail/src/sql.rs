@@ -13,7 +13,7 @@ use nettrail_client::Client;
 use serde_json::{json, Value};
 
 /// How a result is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum OutputFormat {
     Table,
     Json,
@@ -21,10 +21,21 @@ pub(crate) enum OutputFormat {
 }
 
 /// A finished query's result: column names and types, rows of optional text.
-struct ResultTable {
-    names: Vec<String>,
-    types: Vec<String>,
-    rows: Vec<Vec<Option<String>>>,
+pub(crate) struct ResultTable {
+    pub(crate) names: Vec<String>,
+    pub(crate) types: Vec<String>,
+    pub(crate) rows: Vec<Vec<Option<String>>>,
+}
+
+impl ResultTable {
+    /// Prints the table in `format`.
+    pub(crate) fn write(&self, out: &mut impl Write, format: OutputFormat) -> Result<()> {
+        match format {
+            OutputFormat::Table => write_table(out, self),
+            OutputFormat::Json => write_json(out, self),
+            OutputFormat::Csv => write_csv(out, self),
+        }
+    }
 }
 
 /// Runs `query` and prints its result.
@@ -87,11 +98,7 @@ pub(crate) async fn run(client: &Client, query: &str, format: OutputFormat) -> R
     }
     let table = results(client, &id).await?;
     let mut out = std::io::stdout().lock();
-    match format {
-        OutputFormat::Table => write_table(&mut out, &table)?,
-        OutputFormat::Json => write_json(&mut out, &table)?,
-        OutputFormat::Csv => write_csv(&mut out, &table)?,
-    }
+    table.write(&mut out, format)?;
     if progress.is_some() {
         let stats = &execution["Statistics"];
         eprintln!(
@@ -259,7 +266,7 @@ fn write_csv(out: &mut impl Write, table: &ResultTable) -> Result<()> {
     Ok(())
 }
 
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
     let mut unit = 0;

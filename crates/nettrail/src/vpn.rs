@@ -3,6 +3,7 @@
 //! went down, its DPD timeouts, its last errors with AWS's explanation, and what to
 //! fix, named from the most telling error since the tunnel was last up.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use nettrail_formats::vpn::catalogue::{Recognized, Severity, TunnelEvent};
@@ -270,6 +271,52 @@ fn explain(log: &TunnelActivityLog) -> Option<String> {
             own.iter()
                 .find(|(prefix, _)| details.starts_with(prefix))
                 .map(|(_, why)| (*why).to_owned())
+        }
+    }
+}
+
+/// A group's tunnel activity log events since `since` (Unix ms), by stream, in the
+/// order read, of one tunnel if `tunnel` names it (its stream, or its connection id or
+/// outside address); and how many events were not tunnel activity logs.
+pub async fn tunnel_logs(
+    client: &nettrail_client::Client,
+    group: &str,
+    since: i64,
+    tunnel: Option<&str>,
+) -> anyhow::Result<(BTreeMap<String, Vec<(i64, TunnelActivityLog)>>, usize)> {
+    let mut by_stream: BTreeMap<String, Vec<(i64, TunnelActivityLog)>> = BTreeMap::new();
+    let mut unreadable = 0usize;
+    let mut token: Option<String> = None;
+    loop {
+        let mut request = serde_json::json!({"logGroupName": group, "startTime": since});
+        if let Some(t) = &token {
+            request["nextToken"] = t.as_str().into();
+        }
+        let page = client.logs("FilterLogEvents", &request).await?;
+        for event in page["events"].as_array().into_iter().flatten() {
+            let stream = event["logStreamName"].as_str().unwrap_or_default();
+            if let Some(wanted) = tunnel {
+                let matches = stream == wanted
+                    || stream.starts_with(&format!("{wanted}_"))
+                    || stream.ends_with(&format!("_{wanted}"));
+                if !matches {
+                    continue;
+                }
+            }
+            let message = event["message"].as_str().unwrap_or_default();
+            let parsed = TunnelActivityLog::from_json(message)
+                .or_else(|_| TunnelActivityLog::from_text(message));
+            match parsed {
+                Ok(log) => by_stream.entry(stream.to_owned()).or_default().push((
+                    event["timestamp"].as_i64().unwrap_or(log.event_timestamp),
+                    log,
+                )),
+                Err(_) => unreadable += 1,
+            }
+        }
+        token = page["nextToken"].as_str().map(str::to_owned);
+        if token.is_none() {
+            return Ok((by_stream, unreadable));
         }
     }
 }
