@@ -13,6 +13,7 @@
 //! - [`eval`]: records, expressions and the scalar functions;
 //! - [`discover`]: the fields of flow records, JSON events and Lambda reports;
 //! - [`run`]: the pipeline;
+//! - [`sql`]: a flow-log query's `filter … | stats` prefix as one SQL statement;
 //! - [`value`]: values, their comparison, order and printing.
 
 pub mod ast;
@@ -23,6 +24,7 @@ pub mod eval;
 mod lex;
 pub mod parse;
 pub mod run;
+pub mod sql;
 pub mod value;
 
 use ast::{Command, Expr, Query, Source};
@@ -106,6 +108,13 @@ impl Compiled {
             }
         }
         true
+    }
+
+    /// The SQL statement answering this query's `filter … | stats` prefix over a
+    /// flow-log table (a quoted SQL name) for events in `[start_ms, end_ms]`, if the
+    /// prefix compiles (see [`sql`]); its rows go to [`Run::push_aggregated`].
+    pub fn flow_sql(&self, table: &str, start_ms: i64, end_ms: i64) -> Option<sql::SqlPlan> {
+        sql::compile(&self.query, &self.stats_plans, table, start_ms, end_ms)
     }
 
     /// The columns of its rows, in order.

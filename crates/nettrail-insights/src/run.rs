@@ -124,6 +124,8 @@ pub struct Run<'q> {
     out: Vec<Record>,
     output: QueryOutput,
     done: bool,
+    /// The first `stats`'s rows came from [`Run::push_aggregated`].
+    aggregated_elsewhere: bool,
 }
 
 impl<'q> Run<'q> {
@@ -171,6 +173,7 @@ impl<'q> Run<'q> {
             out: Vec::new(),
             output: QueryOutput::default(),
             done: false,
+            aggregated_elsewhere: false,
         }
     }
 
@@ -183,6 +186,28 @@ impl<'q> Run<'q> {
         self.output.bytes_scanned += event.message.len() as u64;
         self.feed(0, Record::of_event(Arc::new(event)));
         !self.done
+    }
+
+    /// Feeds one row of the first `stats`, computed elsewhere (SQL over columns: see
+    /// [`crate::sql`]) from `matched` events: the rest of the query runs on it, and
+    /// that `stats` itself takes no events.
+    pub fn push_aggregated(&mut self, row: Vec<(String, Value)>, matched: u64) {
+        let Some(stats) = self
+            .stages
+            .iter()
+            .position(|s| matches!(s, Stage::Stats { .. }))
+        else {
+            return;
+        };
+        self.aggregated_elsewhere = true;
+        self.output.records_matched += matched;
+        self.feed(stats + 1, Record::of_fields(row));
+    }
+
+    /// Counts events read and bytes scanned where the events were not fed one by one.
+    pub fn count_scanned(&mut self, records: u64, bytes: u64) {
+        self.output.records_scanned += records;
+        self.output.bytes_scanned += bytes;
     }
 
     fn context(&self) -> Context<'static> {
@@ -330,7 +355,14 @@ impl<'q> Run<'q> {
     /// Ends the input and gives the rows.
     pub fn finish(mut self) -> QueryOutput {
         let cx = self.context();
+        let first_stats = self
+            .stages
+            .iter()
+            .position(|s| matches!(s, Stage::Stats { .. }));
         for index in 0..self.stages.len() {
+            if self.aggregated_elsewhere && Some(index) == first_stats {
+                continue;
+            }
             let flushed: Vec<Record> = match &mut self.stages[index] {
                 Stage::Stats { plan, groups } => {
                     let mut groups: Vec<Group> = std::mem::take(groups).into_values().collect();

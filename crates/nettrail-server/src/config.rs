@@ -465,6 +465,10 @@ pub struct InsightsSettings {
     pub max_log_groups: usize,
     /// Finished queries remembered with their results (AWS keeps them 7 days).
     pub retained_queries: usize,
+    /// Whether a flow-log query's `filter … | stats` is answered by the SQL engine
+    /// from the columns (else every event is read and interpreted; the answers are
+    /// the same).
+    pub sql: bool,
 }
 
 impl Default for InsightsSettings {
@@ -474,6 +478,7 @@ impl Default for InsightsSettings {
             timeout_secs: 3600.0,
             max_log_groups: 50,
             retained_queries: 1000,
+            sql: true,
         }
     }
 }

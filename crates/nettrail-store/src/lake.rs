@@ -160,7 +160,16 @@ impl Lake {
     /// The lake of `config` for the data directory `dir`.
     pub(crate) fn open(config: &LakeConfig, dir: &Path) -> Result<Lake> {
         let object = match config {
-            LakeConfig::DataDir => return Ok(Lake::Local(dir.to_owned())),
+            // Absolute, as query engines read parts by absolute path: a relative data
+            // directory (`--data-dir data`) would otherwise be read from the root.
+            LakeConfig::DataDir => {
+                let absolute = std::path::absolute(dir).map_err(|e| StoreError::Io {
+                    context: "resolving the data directory",
+                    path: dir.to_owned(),
+                    source: e,
+                })?;
+                return Ok(Lake::Local(absolute));
+            }
             LakeConfig::ObjectStore(object) => object,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()

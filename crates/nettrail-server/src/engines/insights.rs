@@ -12,8 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow_array::{Array, Float64Array, Int64Array};
 use base64::Engine;
+use nettrail_formats::flow::LogFormat;
+use nettrail_insights::sql::SqlValue;
+use nettrail_insights::value::Value;
 use nettrail_insights::{Compiled, InputEvent, Run};
+use nettrail_query::QueryEngine;
 use nettrail_store::{EventKey, LogStore, ScannedEvent, TierSnapshot};
 
 use crate::config::InsightsSettings;
@@ -126,6 +131,8 @@ pub(crate) struct Insights {
     store: Arc<dyn LogStore>,
     settings: InsightsSettings,
     account_id: String,
+    /// The SQL engine, when flow-log queries may be answered from columns.
+    sql: Option<QueryEngine>,
     registry: Mutex<Registry>,
 }
 
@@ -138,11 +145,13 @@ impl Insights {
         store: Arc<dyn LogStore>,
         settings: InsightsSettings,
         account_id: String,
+        sql: Option<QueryEngine>,
     ) -> Insights {
         Insights {
             store,
             settings,
             account_id,
+            sql,
             registry: Mutex::new(Registry::default()),
         }
     }
@@ -199,6 +208,15 @@ impl Insights {
         let deadline =
             Instant::now() + Duration::from_secs_f64(self.settings.timeout_secs.max(0.001));
         let mut run = new.compiled.run(new.start_ms, new.end_ms);
+        let answered = match self.answer_with_sql(&new, &mut run) {
+            Ok(answered) => answered,
+            Err(e) => {
+                // The events are read one by one instead; the answer is the same.
+                tracing::debug!(query_id = %query.id, error = %e, "insights query not answered by sql");
+                run = new.compiled.run(new.start_ms, new.end_ms);
+                false
+            }
+        };
         let mut feed = Feed {
             query,
             run: &mut run,
@@ -207,13 +225,17 @@ impl Insights {
             seen: 0,
             last_report: Instant::now(),
         };
-        let read = read_groups(
-            self.store.as_ref(),
-            &self.account_id,
-            &new,
-            new.compiled.needs_order(),
-            &mut feed,
-        );
+        let read = if answered {
+            Ok(())
+        } else {
+            read_groups(
+                self.store.as_ref(),
+                &self.account_id,
+                &new,
+                new.compiled.needs_order(),
+                &mut feed,
+            )
+        };
         let ended = match read {
             Err(e) => {
                 query.update(|p| p.failure = Some(e));
@@ -245,6 +267,92 @@ impl Insights {
             }
         });
         tracing::debug!(query_id = %query.id, status = ended.as_str(), "insights query ended");
+    }
+
+    /// Answers the query's `filter … | stats` prefix with one SQL statement over the
+    /// group's columns (see `nettrail_insights::sql`) and feeds its rows to `run`;
+    /// false when it cannot: several groups, a prefix that does not compile, a group
+    /// that is not of default-format flow records, events in the range held as text.
+    fn answer_with_sql(&self, new: &NewQuery, run: &mut Run<'_>) -> Result<bool, String> {
+        let (Some(engine), [group]) = (&self.sql, new.groups.as_slice()) else {
+            return Ok(false);
+        };
+        let table = format!("\"{}\"", group.replace('"', "\"\""));
+        let Some(plan) = new.compiled.flow_sql(&table, new.start_ms, new.end_ms) else {
+            return Ok(false);
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let sql = |statement: &str| {
+            runtime
+                .block_on(engine.run(statement))
+                .map_err(|e| e.to_string())
+        };
+        // Default-format flow records only: custom formats are not discovered.
+        let shape = sql(&format!("SELECT * FROM {table} LIMIT 0"))?;
+        let columns: Vec<String> = shape
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if !default_flow_table(&columns) {
+            return Ok(false);
+        }
+        let counts = sql(&format!(
+            "SELECT CAST(count(*) AS DOUBLE), CAST(count(message) AS DOUBLE) FROM {table} WHERE \"timestamp\" >= {} AND \"timestamp\" <= {}",
+            new.start_ms, new.end_ms
+        ))?;
+        let number = |batch: &arrow_array::RecordBatch, column: usize, row: usize| {
+            batch
+                .column(column)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .filter(|a| a.is_valid(row))
+                .map(|a| a.value(row))
+        };
+        let batch = counts.batches.first().ok_or("no counts")?;
+        let (scanned, raw) = (
+            number(batch, 0, 0).unwrap_or(0.0),
+            number(batch, 1, 0).unwrap_or(0.0),
+        );
+        if raw > 0.0 {
+            return Ok(false);
+        }
+        let answer = sql(&plan.sql)?;
+        let matched_column = plan.keys.len() + plan.items.len();
+        for (batch_index, batch) in answer.batches.iter().enumerate() {
+            let first_batch = batch_index == 0
+                || answer.batches[..batch_index]
+                    .iter()
+                    .all(|b| b.num_rows() == 0);
+            for row in 0..batch.num_rows() {
+                let mut fields = Vec::with_capacity(matched_column);
+                for (i, (name, kind)) in plan.keys.iter().chain(&plan.items).enumerate() {
+                    let value = match kind {
+                        SqlValue::Text => {
+                            text_at(batch.column(i), row).map_or(Value::Null, |t| Value::text(&t))
+                        }
+                        SqlValue::Number => number(batch, i, row).map_or(Value::Null, Value::Num),
+                        SqlValue::Time => batch
+                            .column(i)
+                            .as_any()
+                            .downcast_ref::<Int64Array>()
+                            .filter(|a| a.is_valid(row))
+                            .map_or(Value::Null, |a| Value::Time(a.value(row))),
+                    };
+                    fields.push((name.clone(), value));
+                }
+                // With only some groups kept, the total is the first row's.
+                let matched = match plan.total_matched_column {
+                    None => number(batch, matched_column, row),
+                    Some(_) if row > 0 || !first_batch => Some(0.0),
+                    Some(total) => number(batch, total, row),
+                };
+                run.push_aggregated(fields, matched.unwrap_or(0.0) as u64);
+            }
+        }
+        run.count_scanned(scanned as u64, answer.bytes_scanned);
+        Ok(true)
     }
 
     /// Drops the oldest ended queries beyond the retained number.
@@ -500,6 +608,40 @@ impl Ord for Pending {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.event.key, self.group).cmp(&(other.event.key, other.group))
     }
+}
+
+/// Whether a table's columns are those of default-format VPC flow records: each of
+/// the format's fields, and no column of another flow-log field.
+fn default_flow_table(columns: &[String]) -> bool {
+    let default: Vec<String> = LogFormat::default_vpc()
+        .fields()
+        .iter()
+        .map(|f| f.column())
+        .collect();
+    let others = LogFormat::all_vpc_fields()
+        .fields()
+        .iter()
+        .chain(LogFormat::default_transit_gateway().fields())
+        .map(|f| f.column())
+        .filter(|c| !default.contains(c))
+        .any(|c| columns.contains(&c));
+    default.iter().all(|c| columns.contains(c)) && !others
+}
+
+/// Row `row` of a text column (any of Arrow's string layouts).
+fn text_at(array: &arrow_array::ArrayRef, row: usize) -> Option<String> {
+    if array.is_null(row) {
+        return None;
+    }
+    let any = array.as_any();
+    if let Some(a) = any.downcast_ref::<arrow_array::StringArray>() {
+        return Some(a.value(row).to_owned());
+    }
+    if let Some(a) = any.downcast_ref::<arrow_array::StringViewArray>() {
+        return Some(a.value(row).to_owned());
+    }
+    any.downcast_ref::<arrow_array::LargeStringArray>()
+        .map(|a| a.value(row).to_owned())
 }
 
 /// `@ptr`: where an event is, opaque to clients (base64url of a versioned text).

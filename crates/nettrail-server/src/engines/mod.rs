@@ -63,6 +63,7 @@ impl Engines {
             Arc::clone(&store),
             config.insights.clone(),
             config.account_id.clone(),
+            config.insights.sql.then(|| queries.engine().clone()),
         ));
         let alarms = Alarms::start(store, config, subscriptions.http_sender());
         Ok(Engines {

@@ -249,6 +249,11 @@ impl Queries {
         }
     }
 
+    /// The SQL engine, for the Logs Insights queries it can answer.
+    pub(crate) fn engine(&self) -> &QueryEngine {
+        &self.engine
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Execution>> {
         self.registry
             .lock()
