@@ -278,7 +278,14 @@ impl Insights {
             return Ok(false);
         };
         let table = format!("\"{}\"", group.replace('"', "\"\""));
-        let Some(plan) = new.compiled.flow_sql(&table, new.start_ms, new.end_ms) else {
+        // Expired events are never answered, though a part may still hold them until
+        // the retention sweep rewrites it (the store's own reads skip them too).
+        let info = self.store.group(group).map_err(|e| e.to_string())?;
+        let start_ms = match info.retention_days {
+            Some(days) => new.start_ms.max(now_ms() - i64::from(days) * 86_400_000),
+            None => new.start_ms,
+        };
+        let Some(plan) = new.compiled.flow_sql(&table, start_ms, new.end_ms) else {
             return Ok(false);
         };
         let runtime = tokio::runtime::Handle::current();
@@ -299,8 +306,8 @@ impl Insights {
             return Ok(false);
         }
         let counts = sql(&format!(
-            "SELECT CAST(count(*) AS DOUBLE), CAST(count(message) AS DOUBLE) FROM {table} WHERE \"timestamp\" >= {} AND \"timestamp\" <= {}",
-            new.start_ms, new.end_ms
+            "SELECT CAST(count(*) AS DOUBLE), CAST(count(message) AS DOUBLE) FROM {table} WHERE \"timestamp\" >= {start_ms} AND \"timestamp\" <= {}",
+            new.end_ms
         ))?;
         let number = |batch: &arrow_array::RecordBatch, column: usize, row: usize| {
             batch
