@@ -535,7 +535,7 @@ def test_protocol_errors_are_json_never_html(tmp_path):
 
         status, body = post("Logs_20140328.Frobnicate", b"{}")
         assert (status, body["__type"]) == (400, "UnknownOperationException")
-        status, body = post("Logs_20140328.StartQuery", b"{}")
+        status, body = post("Logs_20140328.PutQueryDefinition", b"{}")
         assert (status, body["__type"]) == (400, "UnknownOperationException") and "not implemented" in body["message"]
         status, body = post("Logs_20140328.CreateLogGroup", b"{not json")
         assert (status, body["__type"]) == (400, "SerializationException")
