@@ -35,8 +35,40 @@ pub fn event_id(key: EventKey, ingestion_time: Millis) -> String {
 /// PutLogEvents: the overhead counted per event.
 pub const EVENT_OVERHEAD_BYTES: usize = 26;
 
+/// Forgets the oldest entries of `order` (ids, oldest first) and `by_id` beyond
+/// `retained`, but only those `done` says have ended (a running query is never
+/// forgotten); returns the ids forgotten. SQL executions and Insights queries keep
+/// their finished ones this way.
+pub(crate) fn forget_oldest_done<T>(
+    order: &mut std::collections::VecDeque<String>,
+    by_id: &mut std::collections::HashMap<String, std::sync::Arc<T>>,
+    retained: usize,
+    done: impl Fn(&T) -> bool,
+) -> Vec<String> {
+    let mut kept = std::collections::VecDeque::new();
+    let mut forgotten = Vec::new();
+    while order.len() + kept.len() > retained {
+        let Some(id) = order.pop_front() else {
+            break;
+        };
+        if by_id.get(&id).is_none_or(|entry| done(entry)) {
+            by_id.remove(&id);
+            forgotten.push(id);
+        } else {
+            kept.push_back(id);
+        }
+    }
+    while let Some(id) = kept.pop_back() {
+        order.push_front(id);
+    }
+    forgotten
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -64,5 +96,18 @@ mod tests {
         );
         assert_eq!(a.len(), 56);
         assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn the_oldest_ended_entries_go_and_running_ones_stay_in_order() {
+        // Entries 0..5, oldest first; 0 and 2 still run.
+        let mut order: VecDeque<String> = (0..5).map(|i| i.to_string()).collect();
+        let mut by_id: HashMap<String, Arc<bool>> = (0..5)
+            .map(|i| (i.to_string(), Arc::new(i != 0 && i != 2)))
+            .collect();
+        let forgotten = forget_oldest_done(&mut order, &mut by_id, 3, |done| *done);
+        assert_eq!(forgotten, ["1", "3"]);
+        assert_eq!(order, ["0", "2", "4"]);
+        assert_eq!(by_id.len(), 3);
     }
 }

@@ -364,25 +364,12 @@ impl Insights {
 
     /// Drops the oldest ended queries beyond the retained number.
     fn forget_old(&self, registry: &mut Registry) {
-        let retained = self.settings.retained_queries.max(1);
-        let mut kept = VecDeque::new();
-        while registry.order.len() + kept.len() > retained {
-            let Some(id) = registry.order.pop_front() else {
-                break;
-            };
-            let done = registry
-                .by_id
-                .get(&id)
-                .is_none_or(|q| q.progress().status.is_done());
-            if done {
-                registry.by_id.remove(&id);
-            } else {
-                kept.push_back(id);
-            }
-        }
-        while let Some(id) = kept.pop_back() {
-            registry.order.push_front(id);
-        }
+        crate::common::forget_oldest_done(
+            &mut registry.order,
+            &mut registry.by_id,
+            self.settings.retained_queries.max(1),
+            |q| q.progress().status.is_done(),
+        );
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<InsightsQuery>> {

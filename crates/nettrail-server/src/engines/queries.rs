@@ -228,25 +228,13 @@ impl Queries {
 
     /// Drops the oldest finished executions beyond the retained number.
     fn forget_old(&self, registry: &mut Registry) {
-        let mut kept = VecDeque::new();
-        while registry.order.len() + kept.len() > self.retained {
-            let Some(id) = registry.order.pop_front() else {
-                break;
-            };
-            let done = registry
-                .by_id
-                .get(&id)
-                .is_none_or(|e| e.progress().state.is_done());
-            if done {
-                registry.by_id.remove(&id);
-                registry.tokens.retain(|_, v| *v != id);
-            } else {
-                kept.push_back(id);
-            }
-        }
-        while let Some(id) = kept.pop_back() {
-            registry.order.push_front(id);
-        }
+        let forgotten = crate::common::forget_oldest_done(
+            &mut registry.order,
+            &mut registry.by_id,
+            self.retained,
+            |e| e.progress().state.is_done(),
+        );
+        registry.tokens.retain(|_, v| !forgotten.contains(v));
     }
 
     /// The SQL engine, for the Logs Insights queries it can answer.
