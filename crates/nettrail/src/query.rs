@@ -6,7 +6,6 @@
 //! only in JSON. With `--all` every row is fetched however many (GetQueryResults
 //! pages), else the first 10,000 as AWS returns them.
 
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -78,11 +77,7 @@ pub(crate) async fn run(client: &Client, options: &QueryOptions) -> Result<()> {
         .as_str()
         .context("the server's answer has no queryId")?
         .to_owned();
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
+    let progress = crate::sql::spinner();
     let since = Instant::now();
     let mut wait = Duration::from_millis(20);
     let get = json!({ "queryId": id, "maxItems": 1 });

@@ -38,6 +38,15 @@ impl ResultTable {
     }
 }
 
+/// A spinner on stderr while a query runs, when stderr is a terminal.
+pub(crate) fn spinner() -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    })
+}
+
 /// Runs `query` and prints its result.
 pub(crate) async fn run(client: &Client, query: &str, format: OutputFormat) -> Result<()> {
     let started = client
@@ -50,11 +59,7 @@ pub(crate) async fn run(client: &Client, query: &str, format: OutputFormat) -> R
         .as_str()
         .context("the server's answer has no QueryExecutionId")?
         .to_owned();
-    let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
+    let progress = spinner();
     let since = Instant::now();
     let mut wait = Duration::from_millis(20);
     let get = json!({ "QueryExecutionId": id });
